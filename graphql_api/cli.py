@@ -1,0 +1,170 @@
+"""The `messager` command line (SPEC §10): serve, import, token, export-schema.
+
+Every command uses the same data directory and database: `MONGODB_URI` when set; otherwise the
+embedded server that a running `messager serve` recorded in the data directory; otherwise an
+embedded server started for the length of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import web
+
+from graphql_api.auth import DEFAULT_TTL_SECONDS, TokenService
+from graphql_api.database import Db, connect, database_of, ensure_schema
+from graphql_api.directory.demo import load_demo
+from graphql_api.directory.importer import ImportFileError, import_directory
+from graphql_api.directory.service import Directory
+from graphql_api.embedded import EmbeddedServer, EmbeddedServerError, recorded_uri
+from graphql_api.settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger("messager")
+
+
+class CommandError(Exception):
+    """A failure to report in one line on stderr, with exit status 1."""
+
+
+@contextlib.contextmanager
+def database_uri(settings: Settings, *, record: bool = False) -> Iterator[str]:
+    """The URI of the database the command works on, starting an embedded server if needed."""
+    if settings.mongodb_uri:
+        yield settings.mongodb_uri
+        return
+    running = recorded_uri(settings.data_dir)
+    if running:
+        yield running
+        return
+    server = EmbeddedServer(settings.data_dir)
+    try:
+        uri = server.start()
+    except EmbeddedServerError as exc:
+        raise CommandError(str(exc)) from exc
+    try:
+        if record:
+            server.record()
+        yield uri
+    finally:
+        if record:
+            server.forget()
+        server.stop()
+
+
+def run_on_database(settings: Settings, uri: str, work: Callable[[Db], Awaitable[T]]) -> T:
+    async def main() -> T:
+        client = connect(uri)
+        try:
+            db = database_of(client)
+            await ensure_schema(db)
+            return await work(db)
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql_api.app import init_app  # the server's imports are only for this command
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = settings.model_copy(update=overrides)
+    if args.workers != 1:
+        raise CommandError("--workers is not available yet; run one process")
+    with database_uri(settings, record=True) as uri:
+        settings = settings.model_copy(update={"mongodb_uri": uri})
+        if args.demo:
+            users = run_on_database(settings, uri, load_demo)
+            tokens = TokenService(settings)
+            print("Demo firm loaded. Tokens (valid 12 hours), one per demo user:")
+            for email, kind, user_id in users:
+                print(f"  {email:<20} {kind:<12} {tokens.issue(user_id)}")
+        print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
+        sys.stdout.flush()
+        web.run_app(init_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CommandError(f"{path}: no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: cannot read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    with database_uri(settings) as uri:
+        try:
+            ids = run_on_database(settings, uri, lambda db: import_directory(db, data))
+        except ImportFileError as exc:
+            raise CommandError(f"{path}: {exc}\nnothing was imported") from exc
+    print(json.dumps(ids, indent=2))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.ttl <= 0:
+        raise CommandError("--ttl must be a positive number of seconds")
+    with database_uri(settings) as uri:
+        user = run_on_database(settings, uri, lambda db: Directory(db).user_by_email(args.email))
+    if user is None:
+        raise CommandError(f"no user with email {args.email!r}")
+    print(TokenService(settings).issue(str(user.id), ttl_seconds=args.ttl))
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from schema.schema import export_sdl
+
+    Path(args.output).write_text(export_sdl(), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="messager", description="Messager API")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API")
+    serve.add_argument("--demo", action="store_true", help="load a demo firm and print tokens")
+    serve.add_argument("--host", help="overrides MESSAGER_HOST")
+    serve.add_argument("--port", type=int, help="overrides MESSAGER_PORT")
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.set_defaults(handler=cmd_serve)
+
+    importer = commands.add_parser("import", help="create or update a directory from JSON")
+    importer.add_argument("file")
+    importer.set_defaults(handler=cmd_import)
+
+    token = commands.add_parser("token", help="print a token for a user")
+    token.add_argument("email")
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="seconds")
+    token.set_defaults(handler=cmd_token)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default="schema.graphql")
+    export.set_defaults(handler=cmd_export_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.handler(args, Settings()))
+    except CommandError as exc:
+        print(f"messager: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,107 @@
+"""The per-request GraphQL context: the viewer (from the token only), services and dataloaders.
+
+Dataloaders cache for one request; over a WebSocket the context lives as long as the connection,
+so subscriptions build fresh loaders per operation (`Context.fresh_loaders`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from strawberry.dataloader import DataLoader
+
+from graphql_api.directory.models import Company, User
+from graphql_api.errors import ApiError, Unauthenticated
+from graphql_api.ids import try_parse_id
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from strawberry.types import Info as StrawberryInfo
+
+    from graphql_api.services import Services
+
+
+@dataclass
+class Loaders:
+    """Batch loaders of one operation; they answer None for ids that do not exist."""
+
+    users: DataLoader[str, User | None]
+    companies: DataLoader[str, Company | None]
+
+    @classmethod
+    def build(cls, services: Services) -> Loaders:
+        directory = services.directory
+
+        async def load_users(ids: list[str]) -> list[User | None]:
+            found = await directory.users_by_ids(ids)
+            return [found.get(i) for i in ids]
+
+        async def load_companies(ids: list[str]) -> list[Company | None]:
+            found = await directory.companies_by_ids(ids)
+            return [found.get(i) for i in ids]
+
+        return cls(users=DataLoader(load_users), companies=DataLoader(load_companies))
+
+
+@dataclass
+class Context:
+    services: Services
+    request_id: str
+    request: web.Request | None = None
+    response: web.StreamResponse | None = None
+    _viewer: User | None = None
+    _auth_error: ApiError | None = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders.build(self.services)
+
+    @property
+    def viewer(self) -> User:
+        """The authenticated user; UNAUTHENTICATED for a field that needs one without it."""
+        if self._viewer is None:
+            raise self._auth_error or Unauthenticated("authentication required")
+        return self._viewer
+
+    def replace_viewer(self, user: User) -> None:
+        """After the viewer's own document changed (favorites), answer with the new state."""
+        self._viewer = user
+
+    def fresh_loaders(self) -> Loaders:
+        self.loaders = Loaders.build(self.services)
+        return self.loaders
+
+
+async def authenticate(services: Services, authorization: str | None) -> User:
+    """The user a bearer header value names; UNAUTHENTICATED for anything else."""
+    subject = services.tokens.verify_header(authorization)
+    user_id = try_parse_id(subject)
+    user = await services.directory.user_by_id(user_id) if user_id else None
+    if user is None:
+        raise Unauthenticated("the token's user no longer exists")
+    return user
+
+
+async def build_context(
+    services: Services,
+    request_id: str,
+    authorization: str | None,
+    request: web.Request | None = None,
+    response: web.StreamResponse | None = None,
+) -> Context:
+    context = Context(services=services, request_id=request_id, request=request, response=response)
+    try:
+        context._viewer = await authenticate(services, authorization)
+    except Unauthenticated as error:
+        # Kept, not raised: introspection and GraphiQL's schema load need no token.
+        context._auth_error = error
+    return context
+
+
+if TYPE_CHECKING:
+    Info = StrawberryInfo[Context, None]
+else:  # strawberry resolves annotations at runtime; keep Info importable without cycles
+    from strawberry.types import Info as _Info
+
+    Info = _Info

@@ -1,0 +1,97 @@
+"""MongoDB access: the client, the collections the product uses, and their indexes.
+
+PyMongo's async API (`AsyncMongoClient`) is the driver; Motor reached end of life in May 2026.
+Collections and indexes are created at start-up, before any request: the embedded server refuses
+a transaction that would create a collection (SPEC §11), and queries need their indexes anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
+
+DEFAULT_DATABASE = "messager"
+
+Document = dict[str, Any]
+Db = AsyncDatabase[Document]
+
+# Every collection with the indexes its queries need; `name` keeps index names stable.
+INDEXES: dict[str, list[IndexModel]] = {
+    "firms": [IndexModel([("key", ASCENDING)], unique=True, name="key_unique")],
+    "companies": [
+        IndexModel([("firm_id", ASCENDING), ("key", ASCENDING)], unique=True, name="firm_key"),
+        IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
+    ],
+    "users": [
+        IndexModel([("email", ASCENDING)], unique=True, name="email_unique"),
+        IndexModel([("firm_id", ASCENDING), ("key", ASCENDING)], unique=True, name="firm_key"),
+        IndexModel([("firm_id", ASCENDING), ("company_ids", ASCENDING)], name="firm_companies"),
+        IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
+    ],
+    "conversations": [
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("participant_ids", ASCENDING),
+                ("last_message_at", DESCENDING),
+            ],
+            name="inbox_participant",
+        ),
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("company_id", ASCENDING),
+                ("type", ASCENDING),
+                ("last_message_at", DESCENDING),
+            ],
+            name="inbox_company",
+        ),
+        IndexModel([("firm_id", ASCENDING), ("last_message_at", DESCENDING)], name="firm_activity"),
+        IndexModel(
+            [("created_by", ASCENDING), ("client_message_id", ASCENDING)],
+            name="idempotency",
+            unique=True,
+            partialFilterExpression={"client_message_id": {"$type": "string"}},
+        ),
+    ],
+    "messages": [
+        IndexModel([("conversation_id", ASCENDING), ("_id", ASCENDING)], name="conversation_order"),
+        IndexModel(
+            [("author_id", ASCENDING), ("client_message_id", ASCENDING)],
+            name="idempotency",
+            unique=True,
+            partialFilterExpression={"client_message_id": {"$type": "string"}},
+        ),
+    ],
+    "read_marks": [
+        IndexModel(
+            [("user_id", ASCENDING), ("conversation_id", ASCENDING)],
+            unique=True,
+            name="user_conversation",
+        ),
+    ],
+}
+
+
+def connect(uri: str) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+def database_of(client: AsyncMongoClient[Document]) -> Db:
+    """The database named in the URI's path, `messager` when it names none."""
+    return client.get_default_database(DEFAULT_DATABASE)
+
+
+async def ensure_schema(db: Db) -> None:
+    """Create every collection and index; safe to run at every start."""
+    existing = set(await db.list_collection_names())
+    for name, indexes in INDEXES.items():
+        if name not in existing:
+            try:
+                await db.create_collection(name)
+            except CollectionInvalid:  # another process created it meanwhile
+                pass
+        await db[name].create_indexes(indexes)

@@ -1,0 +1,1 @@
+"""The firm's directory: firms, companies, users (practitioners and clients) and favorites."""

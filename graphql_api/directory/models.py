@@ -1,0 +1,64 @@
+"""Typed records of the directory's MongoDB documents.
+
+Documents are `firms {_id, key, name}`, `companies {_id, firm_id, key, name, name_lower}` and
+`users {_id, firm_id, key, kind, name, name_lower, email, company_ids, favorite_company_ids}`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from graphql_api.database import Document
+
+
+class UserKind(enum.StrEnum):
+    PRACTITIONER = "PRACTITIONER"
+    CLIENT = "CLIENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    id: str
+    firm_id: str
+    key: str
+    name: str
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Company:
+        return cls(id=doc["_id"], firm_id=doc["firm_id"], key=doc.get("key", ""), name=doc["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user as stored; the viewer of a request is one of these, loaded fresh per request."""
+
+    id: str
+    firm_id: str
+    key: str
+    kind: UserKind
+    name: str
+    email: str
+    company_ids: frozenset[str]
+    favorite_company_ids: frozenset[str]
+
+    @property
+    def is_practitioner(self) -> bool:
+        return self.kind is UserKind.PRACTITIONER
+
+    @property
+    def is_client(self) -> bool:
+        return self.kind is UserKind.CLIENT
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> User:
+        return cls(
+            id=doc["_id"],
+            firm_id=doc["firm_id"],
+            key=doc.get("key", ""),
+            kind=UserKind(doc["kind"]),
+            name=doc["name"],
+            email=doc["email"],
+            company_ids=frozenset(doc.get("company_ids", ())),
+            favorite_company_ids=frozenset(doc.get("favorite_company_ids", ())),
+        )

@@ -1,0 +1,104 @@
+"""Reading the directory and changing favorites, always within the viewer's firm.
+
+A practitioner sees every company of its firm; a client sees only its own companies (clients
+never discover the firm's other client files). A company the viewer cannot see answers NOT_FOUND,
+exactly like an unknown id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pymongo import ReturnDocument
+
+from graphql_api.database import Db, Document
+from graphql_api.directory.models import Company, User
+from graphql_api.errors import BadUserInput, NotFound
+from graphql_api.ids import parse_id
+
+MAX_SEARCH_LENGTH = 100
+
+
+def search_filter(field: str, search: str | None) -> Document:
+    """A case-insensitive substring match on `field`; the search text is never a pattern."""
+    if search is None or not search.strip():
+        return {}
+    text = search.strip()
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise BadUserInput(f"search must be at most {MAX_SEARCH_LENGTH} characters")
+    return {field: {"$regex": re.escape(text), "$options": "i"}}
+
+
+def visible_companies_filter(viewer: User) -> Document:
+    if viewer.is_practitioner:
+        return {"firm_id": viewer.firm_id}
+    return {"firm_id": viewer.firm_id, "_id": {"$in": sorted(viewer.company_ids)}}
+
+
+class Directory:
+    """Directory reads and favorite changes for one database."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        doc = await self.db.users.find_one({"_id": user_id})
+        return User.from_doc(doc) if doc else None
+
+    async def user_by_email(self, email: str) -> User | None:
+        doc = await self.db.users.find_one({"email": email.strip().lower()})
+        return User.from_doc(doc) if doc else None
+
+    async def users_by_ids(self, ids: Iterable[str]) -> dict[str, User]:
+        docs = await self.db.users.find({"_id": {"$in": list(ids)}}).to_list()
+        return {doc["_id"]: User.from_doc(doc) for doc in docs}
+
+    async def companies_by_ids(self, ids: Iterable[str]) -> dict[str, Company]:
+        docs = await self.db.companies.find({"_id": {"$in": list(ids)}}).to_list()
+        return {doc["_id"]: Company.from_doc(doc) for doc in docs}
+
+    async def companies(
+        self, viewer: User, search: str | None = None, favorites_only: bool = False
+    ) -> list[Company]:
+        """The companies the viewer may pick, by name."""
+        query = {**visible_companies_filter(viewer), **search_filter("name", search)}
+        if favorites_only:
+            query["_id"] = {"$in": sorted(viewer.favorite_company_ids & self._visible_ids(viewer))}
+        docs = await self.db.companies.find(query).sort("name_lower", 1).to_list()
+        return [Company.from_doc(doc) for doc in docs]
+
+    async def visible_company(self, viewer: User, company_id: str) -> Company:
+        """The company with that id if the viewer may see it, else NOT_FOUND."""
+        oid = parse_id(company_id, "company")
+        if viewer.is_client and oid not in viewer.company_ids:
+            raise NotFound("company not found")
+        doc = await self.db.companies.find_one({"_id": oid, "firm_id": viewer.firm_id})
+        if doc is None:
+            raise NotFound("company not found")
+        return Company.from_doc(doc)
+
+    async def add_favorite(self, viewer: User, company_id: str) -> tuple[Company, User]:
+        company = await self.visible_company(viewer, company_id)
+        return company, await self._update_favorites(
+            viewer, {"$addToSet": {"favorite_company_ids": company.id}}
+        )
+
+    async def remove_favorite(self, viewer: User, company_id: str) -> tuple[Company, User]:
+        company = await self.visible_company(viewer, company_id)
+        return company, await self._update_favorites(
+            viewer, {"$pull": {"favorite_company_ids": company.id}}
+        )
+
+    async def _update_favorites(self, viewer: User, update: Document) -> User:
+        doc = await self.db.users.find_one_and_update(
+            {"_id": viewer.id}, update, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:  # deleted while the request ran
+            raise NotFound("user not found")
+        return User.from_doc(doc)
+
+    @staticmethod
+    def _visible_ids(viewer: User) -> frozenset[str]:
+        # Practitioners may favorite any company of the firm: every favorite is visible.
+        return viewer.favorite_company_ids if viewer.is_practitioner else viewer.company_ids

@@ -1,0 +1,160 @@
+"""The embedded MongoDB-wire server (SPEC §10): nx-27017 on a free loopback port.
+
+With no `MONGODB_URI`, `messager serve` starts one under the data directory and records its address
+in `embedded.json` there; the other commands connect to that server while its owner runs, and
+otherwise start their own for the length of the command. The child process is tied to its parent
+(it receives SIGTERM when the parent dies), so a killed `serve` never leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+ADDRESS_FILE = "embedded.json"
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ping(uri: str, timeout: float = 0.5) -> bool:
+    """True when a MongoDB-wire server answers `ping` at `uri`."""
+    client: MongoClient = MongoClient(
+        uri, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
+    )
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux only)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedServer:
+    """One nx-27017 child process storing its databases under `data_dir/db`."""
+
+    def __init__(self, data_dir: Path, host: str = "127.0.0.1") -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the server, wait until it answers a ping, and answer its URI."""
+        db_dir = self.data_dir / "db"
+        db_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(self.host)
+        log_path = self.data_dir / "embedded.log"
+        with log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "graphql_api.embedded_main",
+                    "--data-dir",
+                    str(db_dir),
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    "--log-file",
+                    str(log_path),
+                    "--pid-file",
+                    str(self.data_dir / "embedded.pid"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmbeddedServerError(
+                    f"the embedded database exited with status {self.process.returncode}; "
+                    f"see {log_path}"
+                )
+            if ping(self.uri, timeout=0.3):
+                log.info("embedded database listening on %s", self.uri)
+                return self.uri
+            time.sleep(0.05)
+        self.stop()
+        raise EmbeddedServerError(
+            f"the embedded database did not answer within {timeout:.0f} s; see {log_path}"
+        )
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def record(self) -> None:
+        """Write this server's address for the other commands of the same data directory."""
+        payload = {"uri": self.uri, "owner_pid": os.getpid(), "server_pid": self.process.pid}
+        path = self.data_dir / ADDRESS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload))
+        tmp.replace(path)
+
+    def forget(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / ADDRESS_FILE).unlink()
+
+
+def recorded_uri(data_dir: Path) -> str | None:
+    """The URI of the embedded server that a running `messager serve` recorded, if it answers."""
+    try:
+        payload = json.loads((data_dir / ADDRESS_FILE).read_text())
+        uri, owner = str(payload["uri"]), int(payload["owner_pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(owner) or not ping(uri):
+        return None
+    return uri

@@ -1,0 +1,47 @@
+"""The product's expected failures, each carrying the `extensions.code` of SPEC §9.
+
+Resolvers and services raise these; graphql-core copies an exception's `extensions` onto the
+GraphQL error, and the masking extension (`schema.extensions`) lets them through while it hides
+every other exception behind `INTERNAL_SERVER_ERROR`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ApiError(Exception):
+    """An expected failure with a message a person can act on."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, Any] = {"code": self.code, **extensions}
+
+
+class Unauthenticated(ApiError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ApiError):
+    code = "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    """Also what an unreadable id answers, so that ids never leak existence."""
+
+    code = "NOT_FOUND"
+
+
+class BadUserInput(ApiError):
+    code = "BAD_USER_INPUT"
+
+
+class PayloadTooLarge(ApiError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(ApiError):
+    code = "RATE_LIMITED"

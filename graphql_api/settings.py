@@ -1,0 +1,49 @@
+"""Configuration read from the environment (SPEC §10), with pydantic-settings.
+
+Every setting can also be passed to `Settings(...)` by field name, which is how the tests and the
+command line override the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The service's settings; environment names are `MESSAGER_<FIELD>` except `MONGODB_URI`."""
+
+    model_config = SettingsConfigDict(env_prefix="MESSAGER_", populate_by_name=True, extra="ignore")
+
+    mongodb_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("mongodb_uri", "MONGODB_URI")
+    )
+    """A MongoDB connection string; its path names the database (default `messager`).
+    Unset: an embedded nx-27017 server is started under the data directory."""
+
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    env: Literal["development", "production"] = "development"
+
+    jwt_secret: SecretStr | None = None
+    """HS256 secret; generated and kept in the data directory when unset."""
+    jwt_public_key: str | None = None
+    """PEM public key of an identity provider: when set, tokens are verified as RS256 with it."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed to call the API from a browser, comma-separated."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def graphiql_url(self) -> str:
+        return f"http://{self.host}:{self.port}/graphql"

@@ -1,0 +1,47 @@
+"""Schema extensions: parse/validation caches and the masking of unexpected errors (SPEC §9).
+
+Expected failures (`ApiError`, with `extensions.code`) and validation errors pass through; every
+other exception becomes `INTERNAL_SERVER_ERROR` with the request id, its detail only in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from graphql_api.errors import ApiError
+
+log = logging.getLogger("graphql_api.errors")
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    original = error.original_error
+    if original is None:  # syntax and validation errors
+        return False
+    return not isinstance(original, ApiError)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Hides unexpected errors behind a request id; registered as a class (one per operation)."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        log.error(
+            "unexpected error (request %s) at %s",
+            request_id,
+            error.path,
+            exc_info=error.original_error,
+        )
+        return GraphQLError(
+            message=f"Internal server error (request id {request_id}).",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
