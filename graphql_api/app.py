@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 READINESS_TIMEOUT_SECONDS = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,0 +1,116 @@
+"""Fixtures: one real nx-27017 server per session, a fresh database per test, the app over HTTP.
+
+`api` is the way tests talk to the service: real HTTP requests with a bearer token per user key
+of the standard directory (`tests/factories.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from graphql_api.app import init_app
+from graphql_api.auth import TokenService
+from graphql_api.database import Db, connect, database_of, ensure_schema
+from graphql_api.directory.importer import import_directory
+from graphql_api.embedded import EmbeddedServer
+from graphql_api.settings import Settings
+from tests.factories import STANDARD_DIRECTORY
+
+JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedServer(tmp_path_factory.mktemp("nx-27017"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: str) -> str:
+    return f"{mongo_server}/test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(mongo_uri: str, tmp_path: Path) -> Settings:
+    return Settings(mongodb_uri=mongo_uri, data_dir=tmp_path / "data", jwt_secret=JWT_SECRET)
+
+
+@pytest.fixture
+async def db(mongo_uri: str) -> AsyncIterator[Db]:
+    client = connect(mongo_uri)
+    database = database_of(client)
+    await ensure_schema(database)
+    yield database
+    await client.close()
+
+
+@pytest.fixture
+async def ids(db: Db) -> dict[str, dict[str, str]]:
+    """The standard directory, imported; `ids["users"]["alice"]` is alice's id."""
+    return await import_directory(db, STANDARD_DIRECTORY)
+
+
+@pytest.fixture
+async def http(aiohttp_client: Any, settings: Settings) -> TestClient:
+    return await aiohttp_client(init_app(settings))
+
+
+@dataclass
+class Api:
+    """GraphQL over real HTTP, as a named user of the standard directory."""
+
+    http: TestClient
+    tokens: TokenService
+    ids: dict[str, dict[str, str]]
+
+    def token(self, user: str, ttl_seconds: int = 600) -> str:
+        return self.tokens.issue(self.ids["users"][user], ttl_seconds=ttl_seconds)
+
+    def headers(self, user: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+
+    async def raw(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        as_: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The whole JSON answer (data and errors)."""
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={**self.headers(as_), **(headers or {})},
+        )
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = None
+    ) -> dict[str, Any]:
+        """The `data` of an answer that must have no errors."""
+        body = await self.raw(query, variables, as_=as_)
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    async def error_code(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = None
+    ) -> str:
+        """The `extensions.code` of the single error an answer must have."""
+        body = await self.raw(query, variables, as_=as_)
+        assert body.get("errors"), body
+        return body["errors"][0]["extensions"]["code"]
+
+
+@pytest.fixture
+async def api(http: TestClient, settings: Settings, ids: dict[str, dict[str, str]]) -> Api:
+    return Api(http=http, tokens=TokenService(settings), ids=ids)
