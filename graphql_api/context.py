@@ -6,11 +6,13 @@ so subscriptions build fresh loaders per operation (`Context.fresh_loaders`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from strawberry.dataloader import DataLoader
 
+from graphql_api.conversations.models import Conversation, Message
 from graphql_api.directory.models import Company, User
 from graphql_api.errors import ApiError, Unauthenticated
 from graphql_api.ids import try_parse_id
@@ -28,10 +30,15 @@ class Loaders:
 
     users: DataLoader[str, User | None]
     companies: DataLoader[str, Company | None]
+    conversations: DataLoader[str, Conversation | None]
+    messages: DataLoader[str, Message | None]
+    unread_counts: DataLoader[Conversation, int]
+    """Unread counts of the viewer, one aggregate for all conversations of the operation."""
 
     @classmethod
-    def build(cls, services: Services) -> Loaders:
+    def build(cls, services: Services, viewer: Callable[[], User]) -> Loaders:
         directory = services.directory
+        conversations = services.conversations
 
         async def load_users(ids: list[str]) -> list[User | None]:
             found = await directory.users_by_ids(ids)
@@ -41,7 +48,24 @@ class Loaders:
             found = await directory.companies_by_ids(ids)
             return [found.get(i) for i in ids]
 
-        return cls(users=DataLoader(load_users), companies=DataLoader(load_companies))
+        async def load_conversations(ids: list[str]) -> list[Conversation | None]:
+            found = await conversations.conversations_by_ids(ids)
+            return [found.get(i) for i in ids]
+
+        async def load_messages(ids: list[str]) -> list[Message | None]:
+            found = await conversations.messages_by_ids(ids)
+            return [found.get(i) for i in ids]
+
+        async def load_unread_counts(items: list[Conversation]) -> list[int]:
+            return await conversations.unread_counts(viewer(), items)
+
+        return cls(
+            users=DataLoader(load_users),
+            companies=DataLoader(load_companies),
+            conversations=DataLoader(load_conversations),
+            messages=DataLoader(load_messages),
+            unread_counts=DataLoader(load_unread_counts, cache_key_fn=lambda c: c.id),
+        )
 
 
 @dataclass
@@ -55,7 +79,7 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders.build(self.services)
+        self.loaders = Loaders.build(self.services, lambda: self.viewer)
 
     @property
     def viewer(self) -> User:
@@ -69,7 +93,7 @@ class Context:
         self._viewer = user
 
     def fresh_loaders(self) -> Loaders:
-        self.loaders = Loaders.build(self.services)
+        self.loaders = Loaders.build(self.services, lambda: self.viewer)
         return self.loaders
 
 

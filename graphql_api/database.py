@@ -36,7 +36,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             [
                 ("firm_id", ASCENDING),
                 ("participant_ids", ASCENDING),
-                ("last_message_at", DESCENDING),
+                ("last_activity_ms", DESCENDING),
             ],
             name="inbox_participant",
         ),
@@ -45,11 +45,13 @@ INDEXES: dict[str, list[IndexModel]] = {
                 ("firm_id", ASCENDING),
                 ("company_id", ASCENDING),
                 ("type", ASCENDING),
-                ("last_message_at", DESCENDING),
+                ("last_activity_ms", DESCENDING),
             ],
             name="inbox_company",
         ),
-        IndexModel([("firm_id", ASCENDING), ("last_message_at", DESCENDING)], name="firm_activity"),
+        IndexModel(
+            [("firm_id", ASCENDING), ("last_activity_ms", DESCENDING)], name="firm_activity"
+        ),
         IndexModel(
             [("created_by", ASCENDING), ("client_message_id", ASCENDING)],
             name="idempotency",
@@ -58,7 +60,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     "messages": [
-        IndexModel([("conversation_id", ASCENDING), ("_id", ASCENDING)], name="conversation_order"),
+        IndexModel(
+            [("conversation_id", ASCENDING), ("seq", ASCENDING)],
+            unique=True,
+            name="conversation_seq",
+        ),
         IndexModel(
             [("author_id", ASCENDING), ("client_message_id", ASCENDING)],
             name="idempotency",

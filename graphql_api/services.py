@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pymongo import AsyncMongoClient
 
 from graphql_api.auth import TokenService
+from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
 from graphql_api.settings import Settings
@@ -23,13 +24,16 @@ class Services:
     db: Db
     tokens: TokenService
     directory: Directory
+    conversations: Conversations
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
+        directory = Directory(db)
         return cls(
             settings=settings,
             client=client,
             db=db,
             tokens=TokenService(settings),
-            directory=Directory(db),
+            directory=directory,
+            conversations=Conversations(db, directory),
         )

@@ -6,11 +6,12 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
+from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.extensions import MaskUnexpectedErrors
 
-Query = merge_types("Query", (DirectoryQuery,))
-Mutation = merge_types("Mutation", (DirectoryMutation,))
+Query = merge_types("Query", (DirectoryQuery, ConversationQuery))
+Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation))
 
 
 class MessagerSchema(strawberry.Schema):

@@ -1,0 +1,1 @@
+"""Conversations and their messages: creation, replies, inbox, history and read state."""

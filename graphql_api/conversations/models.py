@@ -1,0 +1,91 @@
+"""Typed records of the conversation documents.
+
+`conversations {_id, firm_id, type, company_id, subject, participant_ids, created_by, created_at,
+last_activity_ms, last_message_id, message_count, client_visible, client_message_id}` and
+`messages {_id, firm_id, conversation_id, seq, author_id, body, body_text, attachment_ids,
+created_at, client_message_id}`. Times that updates change are stored as integer epoch
+milliseconds (`last_activity_ms`): the embedded server stores a date given to `$set` as text
+(docs/embedded.md). `seq` numbers a conversation's messages 1, 2, 3... in the order
+the conversation's counter handed them out; it orders history and is its cursor.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from graphql_api.database import Document
+
+
+class ConversationKind(enum.StrEnum):
+    COMPANY = "COMPANY"
+    CONFIDENTIAL = "CONFIDENTIAL"
+    PRIVATE = "PRIVATE"
+
+
+COMPANY_KINDS = (ConversationKind.COMPANY, ConversationKind.CONFIDENTIAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    firm_id: str
+    type: ConversationKind
+    company_id: str | None
+    subject: str
+    participant_ids: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    last_activity_ms: int
+    last_message_id: str | None
+    message_count: int
+    client_visible: bool
+
+    @property
+    def last_message_at(self) -> datetime:
+        return datetime.fromtimestamp(self.last_activity_ms / 1000, tz=UTC)
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Conversation:
+        return cls(
+            id=doc["_id"],
+            firm_id=doc["firm_id"],
+            type=ConversationKind(doc["type"]),
+            company_id=doc.get("company_id"),
+            subject=doc["subject"],
+            participant_ids=tuple(doc["participant_ids"]),
+            created_by=doc["created_by"],
+            created_at=doc["created_at"],
+            last_activity_ms=int(doc["last_activity_ms"]),
+            last_message_id=doc.get("last_message_id"),
+            message_count=int(doc.get("message_count", 0)),
+            client_visible=bool(doc.get("client_visible", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    firm_id: str
+    conversation_id: str
+    seq: int
+    author_id: str
+    body: str
+    body_text: str
+    attachment_ids: tuple[str, ...]
+    created_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Message:
+        return cls(
+            id=doc["_id"],
+            firm_id=doc["firm_id"],
+            conversation_id=doc["conversation_id"],
+            seq=int(doc["seq"]),
+            author_id=doc["author_id"],
+            body=doc["body"],
+            body_text=doc["body_text"],
+            attachment_ids=tuple(doc.get("attachment_ids", ())),
+            created_at=doc["created_at"],
+        )

@@ -1,0 +1,469 @@
+"""Writing and reading conversations: creation, replies, the inbox, history and read state.
+
+Creating a conversation writes its first message, then the conversation: the conversation
+document is the commit point, since every read reaches messages through a readable conversation,
+so a failure between the two leaves nothing a user can see. A reply takes the next `seq` from the
+conversation's counter (one atomic update that also moves its last activity), then stores the
+message. `clientMessageId` makes both safe to retry: a unique index per author turns a second
+attempt into the answer of the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from graphql_api.conversations import validation
+from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
+from graphql_api.database import Db, Document
+from graphql_api.directory.models import User
+from graphql_api.directory.service import Directory, search_filter
+from graphql_api.errors import BadUserInput, NotFound
+from graphql_api.ids import is_id, new_id, parse_id
+from graphql_api.pagination import (
+    before_in_activity_order,
+    page_size,
+    parse_activity_cursor,
+    parse_message_cursor,
+)
+from graphql_api.policy import (
+    can_read,
+    eligible_participants_filter,
+    fetch_readable,
+    readable_filter,
+)
+
+T = TypeVar("T")
+
+MAX_ELIGIBLE_RESULTS = 200
+DEFAULT_HISTORY_PAGE = 50
+UNREAD_SCAN_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def _now() -> datetime:
+    # BSON dates keep milliseconds: truncate so that what we answer equals what we store.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _millis(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def read_mark_id(user_id: str, conversation_id: str) -> str:
+    return f"{user_id}:{conversation_id}"
+
+
+class Conversations:
+    """The conversation domain for one database."""
+
+    def __init__(self, db: Db, directory: Directory) -> None:
+        self.db = db
+        self.directory = directory
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        viewer: User,
+        *,
+        kind: ConversationKind,
+        company_id: str | None,
+        participant_ids: list[str],
+        subject: str,
+        body: str,
+        attachment_ids: list[str] | None = None,
+        client_message_id: str | None = None,
+    ) -> Conversation:
+        """Create a conversation and its first message; answer the conversation."""
+        company_oid = await self._company_for_kind(viewer, kind, company_id)
+        subject = validation.clean_subject(subject)
+        attachments = validation.clean_attachment_ids(attachment_ids)
+        html, text = validation.clean_body(body, len(attachments))
+        others = validation.clean_participant_ids(participant_ids, viewer.id)
+        client_message_id = validation.clean_client_message_id(client_message_id)
+
+        if client_message_id is not None:
+            existing = await self.db.conversations.find_one(
+                {"created_by": viewer.id, "client_message_id": client_message_id}
+            )
+            if existing is not None:
+                return Conversation.from_doc(existing)
+
+        participants = await self._eligible_users(viewer, kind, company_oid, others)
+        await self._check_attachments(viewer, attachments)
+        client_visible = kind is ConversationKind.COMPANY and any(
+            user.is_client and company_oid in user.favorite_company_ids
+            for user in [viewer, *participants]
+        )
+        now = _now()
+        conversation_id, message_id = new_id(), new_id()
+        message_doc = self._message_doc(
+            message_id, viewer, conversation_id, 1, html, text, attachments, now, client_message_id
+        )
+        conversation_doc: Document = {
+            "_id": conversation_id,
+            "firm_id": viewer.firm_id,
+            "type": kind.value,
+            "company_id": company_oid,
+            "subject": subject,
+            "participant_ids": [viewer.id, *others],
+            "created_by": viewer.id,
+            "created_at": now,
+            "last_activity_ms": _millis(now),
+            "last_message_id": message_id,
+            "message_count": 1,
+            "client_visible": client_visible,
+        }
+        if client_message_id is not None:
+            conversation_doc["client_message_id"] = client_message_id
+        await self.db.messages.insert_one(message_doc)
+        try:
+            await self.db.conversations.insert_one(conversation_doc)
+        except DuplicateKeyError:
+            # A concurrent retry with the same clientMessageId won: answer its conversation.
+            await self.db.messages.delete_one({"_id": message_id})
+            existing = await self.db.conversations.find_one(
+                {"created_by": viewer.id, "client_message_id": client_message_id}
+            )
+            if existing is None:
+                raise
+            return Conversation.from_doc(existing)
+        await self._move_read_mark(viewer.id, conversation_id, 1)
+        return Conversation.from_doc(conversation_doc)
+
+    async def send(
+        self,
+        viewer: User,
+        *,
+        conversation_id: str,
+        body: str,
+        attachment_ids: list[str] | None = None,
+        client_message_id: str | None = None,
+    ) -> Message:
+        """Add a reply to a conversation the viewer may read."""
+        conversation = await fetch_readable(self.db, viewer, conversation_id)
+        attachments = validation.clean_attachment_ids(attachment_ids)
+        html, text = validation.clean_body(body, len(attachments))
+        client_message_id = validation.clean_client_message_id(client_message_id)
+        if client_message_id is not None:
+            existing = await self._message_by_client_id(viewer, client_message_id)
+            if existing is not None:
+                return self._same_conversation(existing, conversation)
+        await self._check_attachments(viewer, attachments)
+
+        now = _now()
+        message_id = new_id()
+        updated = await self.db.conversations.find_one_and_update(
+            {"_id": conversation.id},
+            {
+                "$inc": {"message_count": 1},
+                "$set": {"last_activity_ms": _millis(now), "last_message_id": message_id},
+            },
+            projection={"message_count": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:
+            raise NotFound("conversation not found")
+        seq = int(updated["message_count"])
+        doc = self._message_doc(
+            message_id,
+            viewer,
+            conversation.id,
+            seq,
+            html,
+            text,
+            attachments,
+            now,
+            client_message_id,
+        )
+        try:
+            await self.db.messages.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self._message_by_client_id(viewer, client_message_id or "")
+            if existing is None:
+                raise
+            return self._same_conversation(existing, conversation)
+        await self._move_read_mark(viewer.id, conversation.id, seq)
+        return Message.from_doc(doc)
+
+    async def mark_read(self, viewer: User, conversation_id: str) -> Conversation:
+        conversation = await fetch_readable(self.db, viewer, conversation_id)
+        await self._move_read_mark(viewer.id, conversation.id, conversation.message_count)
+        return conversation
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, viewer: User, conversation_id: str) -> Conversation:
+        return await fetch_readable(self.db, viewer, conversation_id)
+
+    async def inbox(
+        self,
+        viewer: User,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        kind: ConversationKind | None = None,
+        company_id: str | None = None,
+        unread_only: bool = False,
+    ) -> Page[Conversation]:
+        """Readable conversations by last activity, newest first."""
+        size = page_size(first, "first")
+        clauses: list[Document] = [readable_filter(viewer)]
+        if kind is not None:
+            clauses.append({"type": kind.value})
+        if company_id is not None:
+            clauses.append({"company_id": parse_id(company_id, "company")})
+        if after is not None:
+            at, last_id = parse_activity_cursor(after, "after")
+            clauses.append(before_in_activity_order(at, last_id, "last_activity_ms"))
+        query = {"$and": clauses}
+        order = [("last_activity_ms", DESCENDING), ("_id", DESCENDING)]
+        if not unread_only:
+            docs = await self.db.conversations.find(query).sort(order).limit(size + 1).to_list()
+            items = [Conversation.from_doc(doc) for doc in docs]
+        else:
+            items = await self._scan_unread(viewer, query, order, size + 1)
+        return Page(
+            items=items[:size], has_next_page=len(items) > size, has_previous_page=after is not None
+        )
+
+    async def history(
+        self,
+        conversation: Conversation,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Page[Message]:
+        """A page of a conversation's messages, oldest first; the newest page by default."""
+        if first is not None and last is not None:
+            raise BadUserInput("pass first or last, not both")
+        seq_range: Document = {}
+        if after is not None:
+            seq_range["$gt"] = parse_message_cursor(after, "after")
+        if before is not None:
+            seq_range["$lt"] = parse_message_cursor(before, "before")
+        query: Document = {"conversation_id": conversation.id}
+        if seq_range:
+            query["seq"] = seq_range
+        forward = first is not None or (after is not None and last is None)
+        if forward:
+            size = page_size(first, "first", DEFAULT_HISTORY_PAGE)
+            docs = await self.db.messages.find(query).sort("seq", 1).limit(size + 1).to_list()
+            items = [Message.from_doc(d) for d in docs]
+            return Page(
+                items=items[:size],
+                has_next_page=len(items) > size,
+                has_previous_page=after is not None and seq_range["$gt"] > 0,
+            )
+        size = page_size(last, "last", DEFAULT_HISTORY_PAGE)
+        docs = await self.db.messages.find(query).sort("seq", -1).limit(size + 1).to_list()
+        items = [Message.from_doc(d) for d in docs]
+        page = list(reversed(items[:size]))
+        return Page(
+            items=page, has_next_page=before is not None, has_previous_page=len(items) > size
+        )
+
+    async def eligible_participants(
+        self, viewer: User, kind: ConversationKind, company_id: str | None, search: str | None
+    ) -> list[User]:
+        """Exactly the users the viewer may designate for such a conversation, by name."""
+        company_oid = await self._company_for_kind(viewer, kind, company_id)
+        query: Document = {
+            "$and": [
+                eligible_participants_filter(viewer, kind, company_oid),
+                self._user_search(search),
+            ]
+        }
+        docs = (
+            await self.db.users.find(query)
+            .sort("name_lower", 1)
+            .limit(MAX_ELIGIBLE_RESULTS)
+            .to_list()
+        )
+        return [User.from_doc(doc) for doc in docs]
+
+    async def unread_counts(self, viewer: User, conversations: list[Conversation]) -> list[int]:
+        """Messages after the viewer's read mark that the viewer did not write, per
+        conversation, in two queries whatever the number of conversations."""
+        marks = await self._read_marks(viewer.id, [c.id for c in conversations])
+        behind = [c for c in conversations if c.message_count > marks.get(c.id, 0)]
+        counts: dict[str, int] = {}
+        if behind:
+            pipeline = [
+                {
+                    "$match": {
+                        "$or": [
+                            {"conversation_id": c.id, "seq": {"$gt": marks.get(c.id, 0)}}
+                            for c in behind
+                        ],
+                        "author_id": {"$ne": viewer.id},
+                    }
+                },
+                {"$group": {"_id": "$conversation_id", "count": {"$sum": 1}}},
+            ]
+            cursor = await self.db.messages.aggregate(pipeline)
+            counts = {row["_id"]: int(row["count"]) async for row in cursor}
+        return [counts.get(c.id, 0) for c in conversations]
+
+    async def conversations_by_ids(self, ids: Iterable[str]) -> dict[str, Conversation]:
+        docs = await self.db.conversations.find({"_id": {"$in": list(ids)}}).to_list()
+        return {doc["_id"]: Conversation.from_doc(doc) for doc in docs}
+
+    async def messages_by_ids(self, ids: Iterable[str]) -> dict[str, Message]:
+        docs = await self.db.messages.find({"_id": {"$in": list(ids)}}).to_list()
+        return {doc["_id"]: Message.from_doc(doc) for doc in docs}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _company_for_kind(
+        self, viewer: User, kind: ConversationKind, company_id: str | None
+    ) -> str | None:
+        if kind in COMPANY_KINDS:
+            if company_id is None:
+                raise BadUserInput(
+                    f"companyId is required for a {kind.value} conversation", field="companyId"
+                )
+            return (await self.directory.visible_company(viewer, company_id)).id
+        if company_id is not None:
+            raise BadUserInput(
+                "a PRIVATE conversation is not linked to a company: omit companyId",
+                field="companyId",
+            )
+        return None
+
+    async def _eligible_users(
+        self, viewer: User, kind: ConversationKind, company_id: str | None, ids: list[str]
+    ) -> list[User]:
+        """The designated users, each checked against the eligibility rule of the policy.
+
+        An unknown id, another firm's user and an ineligible user answer the same NOT_FOUND."""
+        found: dict[str, User] = {}
+        wanted = [i for i in ids if is_id(i)]
+        if wanted:
+            query = {
+                "$and": [
+                    {"_id": {"$in": wanted}},
+                    eligible_participants_filter(viewer, kind, company_id),
+                ]
+            }
+            found = {doc["_id"]: User.from_doc(doc) async for doc in self.db.users.find(query)}
+        for participant_id in ids:
+            if participant_id not in found:
+                raise NotFound(
+                    f"participant {participant_id!r} not found among the users you may designate",
+                    field="participantIds",
+                )
+        return [found[i] for i in ids]
+
+    async def _check_attachments(self, viewer: User, attachment_ids: list[str]) -> None:
+        # Uploads arrive with the attachments feature; until then no id can be attached.
+        for attachment_id in attachment_ids:
+            raise NotFound(f"attachment {attachment_id!r} not found", field="attachmentIds")
+
+    @staticmethod
+    def _user_search(search: str | None) -> Document:
+        by_name = search_filter("name", search)
+        if not by_name:
+            return {}
+        return {"$or": [by_name, search_filter("email", search)]}
+
+    @staticmethod
+    def _message_doc(
+        message_id: str,
+        author: User,
+        conversation_id: str,
+        seq: int,
+        html: str,
+        text: str,
+        attachments: list[str],
+        now: datetime,
+        client_message_id: str | None,
+    ) -> Document:
+        doc: Document = {
+            "_id": message_id,
+            "firm_id": author.firm_id,
+            "conversation_id": conversation_id,
+            "seq": seq,
+            "author_id": author.id,
+            "body": html,
+            "body_text": text,
+            "attachment_ids": attachments,
+            "created_at": now,
+        }
+        if client_message_id is not None:
+            doc["client_message_id"] = client_message_id
+        return doc
+
+    async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
+        doc = await self.db.messages.find_one(
+            {"author_id": viewer.id, "client_message_id": client_message_id}
+        )
+        return Message.from_doc(doc) if doc else None
+
+    @staticmethod
+    def _same_conversation(message: Message, conversation: Conversation) -> Message:
+        if message.conversation_id != conversation.id:
+            raise BadUserInput(
+                "clientMessageId was already used for a message of another conversation",
+                field="clientMessageId",
+            )
+        return message
+
+    async def _read_marks(self, user_id: str, conversation_ids: list[str]) -> dict[str, int]:
+        ids = [read_mark_id(user_id, cid) for cid in conversation_ids]
+        return {
+            doc["conversation_id"]: int(doc["seq"])
+            async for doc in self.db.read_marks.find({"_id": {"$in": ids}})
+        }
+
+    async def _move_read_mark(self, user_id: str, conversation_id: str, seq: int) -> None:
+        """Move the mark forward only: a late, older update never moves it back."""
+        try:
+            await self.db.read_marks.update_one(
+                {"_id": read_mark_id(user_id, conversation_id), "seq": {"$lt": seq}},
+                {"$set": {"seq": seq, "user_id": user_id, "conversation_id": conversation_id}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # the mark is already at or past seq
+
+    async def _scan_unread(
+        self, viewer: User, query: Document, order: list[tuple[str, int]], wanted: int
+    ) -> list[Conversation]:
+        """Readable conversations with unread messages, walking the inbox in batches (the read
+        marks live in their own collection, so the filter cannot run inside the query)."""
+        found: list[Conversation] = []
+        skip = 0
+        while len(found) < wanted:
+            docs = (
+                await self.db.conversations.find(query)
+                .sort(order)
+                .skip(skip)
+                .limit(UNREAD_SCAN_BATCH)
+                .to_list()
+            )
+            if not docs:
+                break
+            batch = [Conversation.from_doc(doc) for doc in docs]
+            counts = await self.unread_counts(viewer, batch)
+            found.extend(c for c, n in zip(batch, counts, strict=True) if n > 0)
+            skip += len(docs)
+        return found[:wanted]
+
+
+__all__ = ["Conversations", "Page", "can_read"]

@@ -1,0 +1,72 @@
+"""Opaque cursors and page sizes for the Relay connections.
+
+A cursor is URL-safe base64 of `<kind>:<value>`; anything else a client sends is BAD_USER_INPUT.
+Page sizes default to 20 and are clamped to 100; a negative size is BAD_USER_INPUT.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from graphql_api.errors import BadUserInput
+from graphql_api.ids import is_id
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def page_size(value: int | None, name: str, default: int = DEFAULT_PAGE_SIZE) -> int:
+    if value is None:
+        return default
+    if value < 0:
+        raise BadUserInput(f"{name} must not be negative")
+    return min(value, MAX_PAGE_SIZE)
+
+
+def _encode(kind: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def _decode(cursor: str, kind: str, name: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
+    except (UnicodeError, binascii.Error, ValueError) as exc:
+        raise BadUserInput(f"{name} is not a valid cursor") from exc
+    prefix, _, value = raw.partition(":")
+    if prefix != kind or not value:
+        raise BadUserInput(f"{name} is not a valid cursor")
+    return value
+
+
+def message_cursor(seq: int) -> str:
+    return _encode("m", str(seq))
+
+
+def parse_message_cursor(cursor: str, name: str) -> int:
+    value = _decode(cursor, "m", name)
+    if not value.isdigit() or len(value) > 12:
+        raise BadUserInput(f"{name} is not a valid cursor")
+    return int(value)
+
+
+def activity_cursor(millis: int, item_id: str, kind: str = "c") -> str:
+    """A cursor into a list sorted by (epoch milliseconds, id), newest first."""
+    return _encode(kind, f"{millis}|{item_id}")
+
+
+def parse_activity_cursor(cursor: str, name: str, kind: str = "c") -> tuple[int, str]:
+    millis, _, item_id = _decode(cursor, kind, name).partition("|")
+    if not millis.isdigit() or len(millis) > 15 or not is_id(item_id):
+        raise BadUserInput(f"{name} is not a valid cursor")
+    return int(millis), item_id
+
+
+def before_in_activity_order(at: int, item_id: str, time_field: str) -> dict[str, object]:
+    """The filter for items after a cursor in (time desc, id desc) order."""
+    return {
+        "$or": [
+            {time_field: {"$lt": at}},
+            {time_field: at, "_id": {"$lt": item_id}},
+        ]
+    }

@@ -1,0 +1,188 @@
+"""`Conversation`, `Message` and `Attachment` as the contract shapes them (SPEC §9).
+
+A `ConversationType` is only ever built from a conversation the policy let the viewer read; the
+fields that reach further (history, last message) are guarded again by `@access`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import strawberry
+
+from graphql_api.context import Info
+from graphql_api.conversations import models
+from graphql_api.directory.models import User, UserKind
+from graphql_api.errors import NotFound
+from graphql_api.pagination import message_cursor
+from schema.directives import AccessPolicy, guarded
+from schema.directory_types import CompanyType, UserType
+from schema.pagination import Connection, Edge, page_info
+
+
+@strawberry.enum(name="ConversationType")
+class ConversationTypeEnum(enum.Enum):
+    COMPANY = "COMPANY"
+    CONFIDENTIAL = "CONFIDENTIAL"
+    PRIVATE = "PRIVATE"
+
+    def to_domain(self) -> models.ConversationKind:
+        return models.ConversationKind(self.value)
+
+
+def _former_user(user_id: str, firm_id: str) -> User:
+    """Stands in for an author or participant removed from the directory since."""
+    return User(
+        id=user_id,
+        firm_id=firm_id,
+        key="",
+        kind=UserKind.PRACTITIONER,
+        name="Former user",
+        email="",
+        company_ids=frozenset(),
+        favorite_company_ids=frozenset(),
+    )
+
+
+async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[UserType]:
+    found = await info.context.loaders.users.load_many(ids)
+    return [
+        UserType(record=user or _former_user(user_id, firm_id))
+        for user_id, user in zip(ids, found, strict=True)
+    ]
+
+
+@strawberry.type(name="Attachment")
+class AttachmentType:
+    id: strawberry.ID
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+@strawberry.type(name="Message")
+class MessageType:
+    record: strawberry.Private[models.Message]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.record.id)
+
+    @strawberry.field
+    async def conversation(self, info: Info) -> ConversationType:
+        conversation = await info.context.loaders.conversations.load(self.record.conversation_id)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        return ConversationType(record=conversation)
+
+    @strawberry.field
+    async def author(self, info: Info) -> UserType:
+        (author,) = await _load_users(info, [self.record.author_id], self.record.firm_id)
+        return author
+
+    @strawberry.field(description="Sanitized HTML (SPEC §6).")
+    def body(self) -> str:
+        return self.record.body
+
+    @strawberry.field(description="Plain text of the body, for previews and notifications.")
+    def body_text(self) -> str:
+        return self.record.body_text
+
+    @strawberry.field
+    def attachments(self) -> list[AttachmentType]:
+        return []
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.record.created_at
+
+
+MessageConnection = Connection[MessageType]
+
+
+@strawberry.type(name="Conversation")
+class ConversationType:
+    record: strawberry.Private[models.Conversation]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.record.id)
+
+    @strawberry.field
+    def type(self) -> ConversationTypeEnum:
+        return ConversationTypeEnum(self.record.type.value)
+
+    @strawberry.field
+    async def company(self, info: Info) -> CompanyType | None:
+        if self.record.company_id is None:
+            return None
+        company = await info.context.loaders.companies.load(self.record.company_id)
+        return CompanyType(record=company) if company else None
+
+    @strawberry.field
+    def subject(self) -> str:
+        return self.record.subject
+
+    @strawberry.field
+    async def participants(self, info: Info) -> list[UserType]:
+        return await _load_users(info, list(self.record.participant_ids), self.record.firm_id)
+
+    @strawberry.field
+    async def created_by(self, info: Info) -> UserType:
+        (creator,) = await _load_users(info, [self.record.created_by], self.record.firm_id)
+        return creator
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.record.created_at
+
+    @strawberry.field
+    def last_message_at(self) -> datetime:
+        return self.record.last_message_at
+
+    @strawberry.field(
+        description="Whether clients with the company in their favorites may read it "
+        "(COMPANY conversations; decided when participants are designated)."
+    )
+    def client_visible(self) -> bool:
+        return self.record.client_visible
+
+    @strawberry.field(**guarded(AccessPolicy.READ_CONVERSATION))
+    async def last_message(self, info: Info) -> MessageType | None:
+        if self.record.last_message_id is None:
+            return None
+        message = await info.context.loaders.messages.load(self.record.last_message_id)
+        return MessageType(record=message) if message else None
+
+    @strawberry.field(
+        description="Messages after the viewer's read mark that the viewer did not write.",
+        **guarded(AccessPolicy.READ_CONVERSATION),
+    )
+    async def unread_count(self, info: Info) -> int:
+        return await info.context.loaders.unread_counts.load(self.record)
+
+    @strawberry.field(
+        description="History, oldest first; without arguments the newest 50 messages.",
+        **guarded(AccessPolicy.READ_CONVERSATION),
+    )
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> MessageConnection:
+        page = await info.context.services.conversations.history(
+            self.record, first=first, after=after, last=last, before=before
+        )
+        cursors = [message_cursor(m.seq) for m in page.items]
+        return MessageConnection(
+            edges=[
+                Edge(cursor=c, node=MessageType(record=m))
+                for c, m in zip(cursors, page.items, strict=True)
+            ],
+            page_info=page_info(cursors, page.has_next_page, page.has_previous_page),
+        )
