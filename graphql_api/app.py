@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp_cors
 import pymongo
 from aiohttp import web
 from pymongo.errors import PyMongoError
+from pymongo.monitoring import CommandListener
 from strawberry.aiohttp.views import GraphQLView
 
 from graphql_api.context import Context, build_context
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
+LISTENERS = web.AppKey("mongo_listeners", tuple)
 REQUEST_ID = web.RequestKey("request_id", str)
 READINESS_TIMEOUT_SECONDS = 2.0
 
@@ -76,7 +78,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    client = connect(settings.mongodb_uri)
+    client = connect(settings.mongodb_uri, app.get(LISTENERS, ()))
     db = database_of(client)
     try:
         await ensure_schema(db)
@@ -88,9 +90,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.close()
 
 
-def init_app(settings: Settings) -> web.Application:
+def init_app(
+    settings: Settings, mongo_listeners: Sequence[CommandListener] = ()
+) -> web.Application:
+    """The application; `mongo_listeners` observe its database commands (tests count them)."""
     app = web.Application(middlewares=[request_id_middleware])
     app[SETTINGS] = settings
+    app[LISTENERS] = tuple(mongo_listeners)
     app.cleanup_ctx.append(_services_ctx)
 
     view = MessagerGraphQLView(schema=schema, graphql_ide="graphiql")

@@ -7,11 +7,13 @@ a transaction that would create a collection (SPEC §11), and queries need their
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
+from pymongo.monitoring import CommandListener
 
 DEFAULT_DATABASE = "messager"
 
@@ -82,8 +84,10 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def connect(uri: str) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+def connect(uri: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=5000, event_listeners=list(listeners)
+    )
 
 
 def database_of(client: AsyncMongoClient[Document]) -> Db:

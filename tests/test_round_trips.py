@@ -1,0 +1,91 @@
+"""Database round-trips per operation stay constant in the page size (no N+1).
+
+A `pymongo.monitoring.CommandListener` on the application's own client counts the commands one
+GraphQL request sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymongo import monitoring
+
+from graphql_api.app import init_app
+from graphql_api.auth import TokenService
+
+INBOX = """query($first: Int!) { conversations(first: $first) { edges { cursor node {
+  id subject type company { name isFavorite } participants { name kind }
+  createdBy { name } lastMessage { bodyText author { name } createdAt } unreadCount
+} } pageInfo { hasNextPage endCursor } } }"""
+
+IGNORED = {"hello", "ismaster", "isMaster", "ping", "endSessions", "killCursors"}
+
+
+class CommandCounter(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in IGNORED:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(aiohttp_client: Any, settings, ids):
+    counter = CommandCounter()
+    http = await aiohttp_client(init_app(settings, mongo_listeners=[counter]))
+    return http, counter, TokenService(settings)
+
+
+async def _create(http, token: str, company: str, participant: str, n: int) -> None:
+    mutation = """mutation($i: CreateConversationInput!) { createConversation(input: $i) { id } }
+    """
+    for i in range(n):
+        response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, json={
+            "query": mutation,
+            "variables": {"i": {"type": "COMPANY", "companyId": company,
+                                "participantIds": [participant], "subject": f"s{i}",
+                                "body": f"<p>message {i}</p>"}},
+        })
+        assert "errors" not in await response.json()
+
+
+async def _count(http, counter: CommandCounter, token: str, query: str, variables) -> int:
+    counter.commands.clear()
+    response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"},
+                               json={"query": query, "variables": variables})
+    body = await response.json()
+    assert "errors" not in body, body
+    return len(counter.commands)
+
+
+async def test_inbox_page_costs_the_same_round_trips_for_10_and_50_conversations(counted, ids):
+    http, counter, tokens = counted
+    bob = tokens.issue(ids["users"]["bob"])
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 55)
+    alice = tokens.issue(ids["users"]["alice"])
+    small = await _count(http, counter, alice, INBOX, {"first": 10})
+    large = await _count(http, counter, alice, INBOX, {"first": 50})
+    # viewer, conversations, users, companies, last messages, read marks, unread aggregate
+    assert small == large == 7, counter.commands
+
+
+async def test_send_message_costs_a_fixed_number_of_round_trips(counted, ids):
+    http, counter, tokens = counted
+    alice = tokens.issue(ids["users"]["alice"])
+    await _create(http, alice, ids["companies"]["bakery"], ids["users"]["bob"], 1)
+    inbox = await http.post("/graphql", headers={"Authorization": f"Bearer {alice}"},
+                            json={"query": "{ conversations { edges { node { id } } } }"})
+    conversation_id = (await inbox.json())["data"]["conversations"]["edges"][0]["node"]["id"]
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id createdAt } }"
+    count = await _count(http, counter, alice, send,
+                         {"i": {"conversationId": conversation_id, "body": "hello"}})
+    # viewer, conversation (policy), counter update, message insert, read mark
+    assert count == 5, counter.commands
