@@ -17,18 +17,17 @@ from pymongo.errors import PyMongoError
 from pymongo.monitoring import CommandListener
 from strawberry.aiohttp.views import GraphQLView
 
+from graphql_api.attachments import http as attachments_http
+from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.context import Context, build_context
 from graphql_api.database import connect, database_of, ensure_schema
+from graphql_api.keys import LISTENERS, REQUEST_ID, SERVICES, SETTINGS
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from schema.schema import schema
 
 log = logging.getLogger(__name__)
 
-SERVICES = web.AppKey("services", Services)
-SETTINGS = web.AppKey("settings", Settings)
-LISTENERS = web.AppKey("mongo_listeners", tuple)
-REQUEST_ID = web.RequestKey("request_id", str)
 READINESS_TIMEOUT_SECONDS = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,10 +36,29 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, echoed in `X-Request-Id` and in masked errors."""
-    request[REQUEST_ID] = uuid.uuid4().hex
-    response = await handler(request)
+    request_id = request[REQUEST_ID] = uuid.uuid4().hex
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # 404 of unknown routes, refused CORS preflights...
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    except Exception:
+        log.exception(
+            "unexpected error (request %s) on %s %s", request_id, request.method, request.path
+        )
+        return web.json_response(
+            {
+                "error": {
+                    "code": "INTERNAL_SERVER_ERROR",
+                    "message": f"Internal server error (request id {request_id}).",
+                    "requestId": request_id,
+                }
+            },
+            status=500,
+            headers={"X-Request-Id": request_id},
+        )
     if not response.prepared:
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
+        response.headers["X-Request-Id"] = request_id
     return response
 
 
@@ -98,12 +116,15 @@ def init_app(
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(attachment_cleanup_ctx)
 
     view = MessagerGraphQLView(schema=schema, graphql_ide="graphiql")
     routes = [
         app.router.add_route("GET", "/graphql", view),
         app.router.add_route("POST", "/graphql", view),
     ]
+    routes.append(app.router.add_post("/attachments", attachments_http.upload))
+    routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

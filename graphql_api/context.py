@@ -6,16 +6,21 @@ so subscriptions build fresh loaders per operation (`Context.fresh_loaders`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pymongo.errors import PyMongoError
 from strawberry.dataloader import DataLoader
 
+from graphql_api.attachments.store import Attachment
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.directory.models import Company, User
-from graphql_api.errors import ApiError, Unauthenticated
+from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unauthenticated
 from graphql_api.ids import try_parse_id
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -32,6 +37,7 @@ class Loaders:
     companies: DataLoader[str, Company | None]
     conversations: DataLoader[str, Conversation | None]
     messages: DataLoader[str, Message | None]
+    attachments: DataLoader[str, Attachment | None]
     unread_counts: DataLoader[Conversation, int]
     """Unread counts of the viewer, one aggregate for all conversations of the operation."""
 
@@ -56,6 +62,10 @@ class Loaders:
             found = await conversations.messages_by_ids(ids)
             return [found.get(i) for i in ids]
 
+        async def load_attachments(ids: list[str]) -> list[Attachment | None]:
+            found = await services.attachments.by_ids(ids)
+            return [found.get(i) for i in ids]
+
         async def load_unread_counts(items: list[Conversation]) -> list[int]:
             return await conversations.unread_counts(viewer(), items)
 
@@ -64,6 +74,7 @@ class Loaders:
             companies=DataLoader(load_companies),
             conversations=DataLoader(load_conversations),
             messages=DataLoader(load_messages),
+            attachments=DataLoader(load_attachments),
             unread_counts=DataLoader(load_unread_counts, cache_key_fn=lambda c: c.id),
         )
 
@@ -91,6 +102,15 @@ class Context:
     def replace_viewer(self, user: User) -> None:
         """After the viewer's own document changed (favorites), answer with the new state."""
         self._viewer = user
+
+    @property
+    def base_url(self) -> str:
+        """The API's address as browsers reach it, for links such as `Attachment.url`."""
+        if self.services.settings.public_url:
+            return self.services.settings.public_url
+        if self.request is not None:
+            return str(self.request.url.origin())
+        return f"http://{self.services.settings.host}:{self.services.settings.port}"
 
     def fresh_loaders(self) -> Loaders:
         self.loaders = Loaders.build(self.services, lambda: self.viewer)
@@ -120,6 +140,12 @@ async def build_context(
     except Unauthenticated as error:
         # Kept, not raised: introspection and GraphiQL's schema load need no token.
         context._auth_error = error
+    except PyMongoError as exc:
+        log.warning("request %s: cannot load the viewer: %s", request_id, exc)
+        context._auth_error = ServiceUnavailable("the database is not answering; try again shortly")
+    except Exception:
+        log.exception("request %s: cannot load the viewer", request_id)
+        context._auth_error = InternalError(request_id)
     return context
 
 

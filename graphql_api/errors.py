@@ -45,3 +45,18 @@ class PayloadTooLarge(ApiError):
 
 class RateLimited(ApiError):
     code = "RATE_LIMITED"
+
+
+class ServiceUnavailable(ApiError):
+    """The database does not answer; the client may retry shortly."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class InternalError(ApiError):
+    """A server fault already logged with its request id; the client sees only that id."""
+
+    code = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"Internal server error (request id {request_id}).", requestId=request_id)

@@ -17,10 +17,13 @@ log = logging.getLogger("graphql_api.errors")
 
 
 def is_unexpected(error: GraphQLError) -> bool:
+    """Whether an error is a server fault to hide, rather than the client's to read."""
     original = error.original_error
-    if original is None:  # syntax and validation errors
-        return False
-    return not isinstance(original, ApiError)
+    if original is None or isinstance(original, ApiError | GraphQLError):
+        return False  # syntax, validation, and the product's own errors
+    # Variable coercion errors (a bad enum value or Int) carry the parser's exception but no
+    # path: they are about the request, not a resolver fault.
+    return error.path is not None
 
 
 class MaskUnexpectedErrors(MaskErrors):
