@@ -8,6 +8,7 @@ user id; `exp` is required. Tokens are read only from the `Authorization` header
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ class TokenService:
             self.algorithm = "RS256"
             self._verify_key: str = settings.jwt_public_key
             self._sign_key: str | None = None  # the identity provider signs
+            self.url_signing_key = load_or_create_secret(settings.data_dir).encode()
         else:
             secret = (
                 settings.jwt_secret.get_secret_value()
@@ -51,6 +53,7 @@ class TokenService:
             )
             self.algorithm = "HS256"
             self._verify_key = self._sign_key = secret
+            self.url_signing_key = hashlib.sha256(b"attachment-urls:" + secret.encode()).digest()
 
     def issue(self, user_id: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
         if self._sign_key is None:

@@ -7,13 +7,16 @@ a transaction that would create a collection (SPEC §11), and queries need their
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid
+from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandListener
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "messager"
 
@@ -74,12 +77,30 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"client_message_id": {"$type": "string"}},
         ),
     ],
+    "attachments": [
+        IndexModel([("state", ASCENDING), ("created_ms", ASCENDING)], name="state_age"),
+        IndexModel([("message_id", ASCENDING)], name="message"),
+    ],
     "read_marks": [
         IndexModel(
             [("user_id", ASCENDING), ("conversation_id", ASCENDING)],
             unique=True,
             name="user_conversation",
         ),
+    ],
+}
+
+
+# GridFS's own collections get GridFS's standard indexes; MongoDB creates these collections on
+# first write, and the embedded server emulates them (it refuses to create dotted names).
+GRIDFS_INDEXES: dict[str, list[IndexModel]] = {
+    "fs.files": [
+        IndexModel(
+            [("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1"
+        )
+    ],
+    "fs.chunks": [
+        IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
     ],
 }
 
@@ -105,3 +126,8 @@ async def ensure_schema(db: Db) -> None:
             except CollectionInvalid:  # another process created it meanwhile
                 pass
         await db[name].create_indexes(indexes)
+    for name, indexes in GRIDFS_INDEXES.items():
+        try:
+            await db[name].create_indexes(indexes)
+        except OperationFailure as exc:
+            log.debug("GridFS indexes on %s not created: %s", name, exc)

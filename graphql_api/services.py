@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
+from graphql_api.attachments.signing import UrlSigner
+from graphql_api.attachments.store import AttachmentStore
 from graphql_api.auth import TokenService
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
@@ -25,15 +27,21 @@ class Services:
     tokens: TokenService
     directory: Directory
     conversations: Conversations
+    attachments: AttachmentStore
+    url_signer: UrlSigner
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
         directory = Directory(db)
+        attachments = AttachmentStore(db)
+        tokens = TokenService(settings)
         return cls(
             settings=settings,
             client=client,
             db=db,
-            tokens=TokenService(settings),
+            tokens=tokens,
             directory=directory,
-            conversations=Conversations(db, directory),
+            conversations=Conversations(db, directory, attachments),
+            attachments=attachments,
+            url_signer=UrlSigner(tokens.url_signing_key),
         )

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     """PEM public key of an identity provider: when set, tokens are verified as RS256 with it."""
 
+    public_url: str | None = None
+    """The API's address as browsers reach it, for `Attachment.url`; default: the request's."""
+    attachment_cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often uploads never attached for 24 hours are looked for and removed."""
+
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed to call the API from a browser, comma-separated."""
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import strawberry
 
+from graphql_api.attachments.store import Attachment
 from graphql_api.context import Info
 from graphql_api.conversations import models
 from graphql_api.directory.models import User, UserKind
@@ -55,11 +56,31 @@ async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[UserType
 
 @strawberry.type(name="Attachment")
 class AttachmentType:
-    id: strawberry.ID
-    filename: str
-    content_type: str
-    size: int
-    url: str
+    record: strawberry.Private[Attachment]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.record.id)
+
+    @strawberry.field(description="Sanitized: no path parts, control or bidi characters.")
+    def filename(self) -> str:
+        return self.record.filename
+
+    @strawberry.field(description="Sniffed from the bytes, not taken from the uploader.")
+    def content_type(self) -> str:
+        return self.record.content_type
+
+    @strawberry.field(description="Bytes.")
+    def size(self) -> int:
+        return self.record.size
+
+    @strawberry.field(
+        description="A signed download link for the viewer, valid 15 minutes, usable as a plain "
+        "browser link."
+    )
+    def url(self, info: Info) -> str:
+        context = info.context
+        return context.services.url_signer.sign(context.base_url, self.record.id, context.viewer.id)
 
 
 @strawberry.type(name="Message")
@@ -91,8 +112,9 @@ class MessageType:
         return self.record.body_text
 
     @strawberry.field
-    def attachments(self) -> list[AttachmentType]:
-        return []
+    async def attachments(self, info: Info) -> list[AttachmentType]:
+        found = await info.context.loaders.attachments.load_many(list(self.record.attachment_ids))
+        return [AttachmentType(record=a) for a in found if a is not None]
 
     @strawberry.field
     def created_at(self) -> datetime:

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations import validation
 from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
 from graphql_api.database import Db, Document
@@ -69,9 +70,10 @@ def read_mark_id(user_id: str, conversation_id: str) -> str:
 class Conversations:
     """The conversation domain for one database."""
 
-    def __init__(self, db: Db, directory: Directory) -> None:
+    def __init__(self, db: Db, directory: Directory, attachments: AttachmentStore) -> None:
         self.db = db
         self.directory = directory
+        self.attachments = attachments
 
     # -- writing -------------------------------------------------------------------------
 
@@ -103,7 +105,6 @@ class Conversations:
                 return Conversation.from_doc(existing)
 
         participants = await self._eligible_users(viewer, kind, company_oid, others)
-        await self._check_attachments(viewer, attachments)
         client_visible = kind is ConversationKind.COMPANY and any(
             user.is_client and company_oid in user.favorite_company_ids
             for user in [viewer, *participants]
@@ -129,12 +130,14 @@ class Conversations:
         }
         if client_message_id is not None:
             conversation_doc["client_message_id"] = client_message_id
-        await self.db.messages.insert_one(message_doc)
+        await self._claim_attachments(viewer, attachments, message_id, conversation_id)
         try:
+            await self.db.messages.insert_one(message_doc)
             await self.db.conversations.insert_one(conversation_doc)
         except DuplicateKeyError:
             # A concurrent retry with the same clientMessageId won: answer its conversation.
             await self.db.messages.delete_one({"_id": message_id})
+            await self.attachments.release(message_id)
             existing = await self.db.conversations.find_one(
                 {"created_by": viewer.id, "client_message_id": client_message_id}
             )
@@ -162,10 +165,10 @@ class Conversations:
             existing = await self._message_by_client_id(viewer, client_message_id)
             if existing is not None:
                 return self._same_conversation(existing, conversation)
-        await self._check_attachments(viewer, attachments)
 
         now = _now()
         message_id = new_id()
+        await self._claim_attachments(viewer, attachments, message_id, conversation.id)
         updated = await self.db.conversations.find_one_and_update(
             {"_id": conversation.id},
             {
@@ -192,6 +195,7 @@ class Conversations:
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError:
+            await self.attachments.release(message_id)
             existing = await self._message_by_client_id(viewer, client_message_id or "")
             if existing is None:
                 raise
@@ -370,10 +374,18 @@ class Conversations:
                 )
         return [found[i] for i in ids]
 
-    async def _check_attachments(self, viewer: User, attachment_ids: list[str]) -> None:
-        # Uploads arrive with the attachments feature; until then no id can be attached.
-        for attachment_id in attachment_ids:
-            raise NotFound(f"attachment {attachment_id!r} not found", field="attachmentIds")
+    async def _claim_attachments(
+        self, viewer: User, attachment_ids: list[str], message_id: str, conversation_id: str
+    ) -> None:
+        """Attach the viewer's own pending uploads to the new message, all or none.
+
+        Another user's upload, one already attached and an unknown id answer the same NOT_FOUND.
+        """
+        if not await self.attachments.claim(viewer, attachment_ids, message_id, conversation_id):
+            raise NotFound(
+                "attachment not found: attach your own uploads, each to one message only",
+                field="attachmentIds",
+            )
 
     @staticmethod
     def _user_search(search: str | None) -> Document:

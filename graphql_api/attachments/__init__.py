@@ -1,0 +1,1 @@
+"""Attachments (SPEC §7): uploads streamed into GridFS, signed download links, cleanup."""

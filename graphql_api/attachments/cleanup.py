@@ -1,0 +1,35 @@
+"""The periodic removal of uploads never attached to a message within 24 hours."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from graphql_api.keys import SERVICES, SETTINGS
+
+log = logging.getLogger(__name__)
+
+
+async def _remove_expired_forever(app: web.Application) -> None:
+    interval = app[SETTINGS].attachment_cleanup_interval_seconds
+    while True:
+        try:
+            removed = await app[SERVICES].attachments.remove_expired()
+            if removed:
+                log.info("removed %d expired uploads", removed)
+        except PyMongoError as exc:  # the database may be away: try again next time
+            log.warning("expired uploads cleanup failed: %s", exc)
+        await asyncio.sleep(interval)
+
+
+async def attachment_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_remove_expired_forever(app), name="attachment-cleanup")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

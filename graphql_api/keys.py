@@ -1,0 +1,13 @@
+"""Typed keys of what the aiohttp application and its requests hold."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from graphql_api.services import Services
+from graphql_api.settings import Settings
+
+SERVICES = web.AppKey("services", Services)
+SETTINGS = web.AppKey("settings", Settings)
+LISTENERS = web.AppKey("mongo_listeners", tuple)
+REQUEST_ID = web.RequestKey("request_id", str)
