@@ -6,9 +6,11 @@ into it first, so the application itself has one code path for MongoDB and nx-27
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 
 import aiohttp_cors
 import pymongo
@@ -16,12 +18,16 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 from pymongo.monitoring import CommandListener
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
-from graphql_api.context import Context, build_context
+from graphql_api.context import Context, authenticate, build_context
 from graphql_api.database import connect, database_of, ensure_schema
-from graphql_api.keys import LISTENERS, REQUEST_ID, SERVICES, SETTINGS
+from graphql_api.errors import ApiError
+from graphql_api.keys import LISTENERS, REQUEST_ID, SERVICES, SETTINGS, WS_INITIALIZED
+from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from schema.schema import schema
@@ -63,16 +69,77 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 class MessagerGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with the service's context."""
+    """Strawberry's aiohttp view with the service's context and WebSocket authentication."""
+
+    def __init__(self, settings: Settings) -> None:
+        protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
+        if settings.legacy_graphql_ws:
+            protocols.append(GRAPHQL_WS_PROTOCOL)
+        super().__init__(
+            schema=schema,
+            graphql_ide="graphiql",
+            subscription_protocols=protocols,
+            connection_init_wait_timeout=timedelta(
+                seconds=settings.ws_connection_init_timeout_seconds
+            ),
+        )
+        self.settings = settings
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
+        is_websocket = isinstance(response, web.WebSocketResponse)
         return await build_context(
             request.app[SERVICES],
             request_id=request.get(REQUEST_ID) or uuid.uuid4().hex,
-            authorization=request.headers.get("Authorization"),
+            # A WebSocket authenticates in `connection_init` (browsers cannot set headers on it).
+            authorization=None if is_websocket else request.headers.get("Authorization"),
             request=request,
             response=response,
         )
+
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(
+            protocols=[subprotocol] if subprotocol else [],
+            heartbeat=self.settings.ws_heartbeat_seconds,  # pings keep proxies from idling out
+        )
+        await ws.prepare(request)
+        if subprotocol == GRAPHQL_WS_PROTOCOL:
+            # Strawberry's legacy handler has no connection_init timeout: enforce the same one.
+            request[WS_INITIALIZED] = asyncio.Event()
+            asyncio.get_running_loop().create_task(
+                _close_unless_initialized(
+                    ws, request[WS_INITIALIZED], self.settings.ws_connection_init_timeout_seconds
+                )
+            )
+        return ws
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        try:
+            user = await authenticate(
+                context.services, authorization if isinstance(authorization, str) else None
+            )
+        except ApiError as error:
+            raise ConnectionRejectionError(
+                {"message": error.message, "code": error.code}
+            ) from error
+        context.replace_viewer(user)
+        if context.request is not None and WS_INITIALIZED in context.request:
+            context.request[WS_INITIALIZED].set()
+        return None
+
+
+async def _close_unless_initialized(
+    ws: web.WebSocketResponse, initialized: asyncio.Event, seconds: float
+) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await initialized.wait()
+    except TimeoutError:
+        if not ws.closed:
+            await ws.close(code=4408, message=b"Connection initialisation timeout")
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -117,8 +184,9 @@ def init_app(
     app[LISTENERS] = tuple(mongo_listeners)
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
+    app.cleanup_ctx.append(realtime_ctx)
 
-    view = MessagerGraphQLView(schema=schema, graphql_ide="graphiql")
+    view = MessagerGraphQLView(settings)
     routes = [
         app.router.add_route("GET", "/graphql", view),
         app.router.add_route("POST", "/graphql", view),

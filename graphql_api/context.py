@@ -85,6 +85,8 @@ class Context:
     request_id: str
     request: web.Request | None = None
     response: web.StreamResponse | None = None
+    connection_params: dict[str, object] | None = None
+    """The `connection_init` payload of a WebSocket (set by Strawberry)."""
     _viewer: User | None = None
     _auth_error: ApiError | None = None
     loaders: Loaders = field(init=False)

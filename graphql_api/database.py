@@ -70,6 +70,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="conversation_seq",
         ),
+        IndexModel([("fanout", ASCENDING), ("created_ms", ASCENDING)], name="fanout_outbox"),
         IndexModel(
             [("author_id", ASCENDING), ("client_message_id", ASCENDING)],
             name="idempotency",
@@ -80,6 +81,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     "attachments": [
         IndexModel([("state", ASCENDING), ("created_ms", ASCENDING)], name="state_age"),
         IndexModel([("message_id", ASCENDING)], name="message"),
+    ],
+    "notifications": [
+        # No `_id` in a compound index: the embedded server then fails inserts ("JSON path error").
+        IndexModel(
+            [("user_id", ASCENDING), ("unread", DESCENDING), ("created_ms", DESCENDING)],
+            name="user_inbox",
+        ),
     ],
     "read_marks": [
         IndexModel(

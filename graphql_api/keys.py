@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from graphql_api.services import Services
@@ -11,3 +13,4 @@ SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
 LISTENERS = web.AppKey("mongo_listeners", tuple)
 REQUEST_ID = web.RequestKey("request_id", str)
+WS_INITIALIZED = web.RequestKey("ws_initialized", asyncio.Event)

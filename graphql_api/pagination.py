@@ -70,3 +70,15 @@ def before_in_activity_order(at: int, item_id: str, time_field: str) -> dict[str
             {time_field: at, "_id": {"$lt": item_id}},
         ]
     }
+
+
+def notification_cursor(unread: bool, notification_id: str) -> str:
+    return _encode("n", f"{int(unread)}|{notification_id}")
+
+
+def parse_notification_cursor(cursor: str, name: str) -> tuple[int, str]:
+    unread, _, notification_id = _decode(cursor, "n", name).partition("|")
+    message_id, _, user_id = notification_id.partition(":")
+    if unread not in ("0", "1") or not (is_id(message_id) and is_id(user_id)):
+        raise BadUserInput(f"{name} is not a valid cursor")
+    return int(unread), notification_id

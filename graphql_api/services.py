@@ -16,6 +16,9 @@ from graphql_api.auth import TokenService
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
+from graphql_api.notifications.service import Notifications
+from graphql_api.realtime.hub import EventHub
+from graphql_api.realtime.sources import Publisher
 from graphql_api.settings import Settings
 
 
@@ -29,19 +32,28 @@ class Services:
     conversations: Conversations
     attachments: AttachmentStore
     url_signer: UrlSigner
+    notifications: Notifications
+    hub: EventHub
+    publisher: Publisher
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
         directory = Directory(db)
         attachments = AttachmentStore(db)
         tokens = TokenService(settings)
+        notifications = Notifications(db)
+        hub = EventHub()
+        publisher = Publisher(hub)
         return cls(
             settings=settings,
             client=client,
             db=db,
             tokens=tokens,
             directory=directory,
-            conversations=Conversations(db, directory, attachments),
+            conversations=Conversations(db, directory, attachments, notifications, publisher),
             attachments=attachments,
             url_signer=UrlSigner(tokens.url_signing_key),
+            notifications=notifications,
+            hub=hub,
+            publisher=publisher,
         )

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     attachment_cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often uploads never attached for 24 hours are looked for and removed."""
 
+    legacy_graphql_ws: bool = False
+    """Also accept the legacy `graphql-ws` WebSocket protocol (old Apollo clients)."""
+    ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0)
+    ws_heartbeat_seconds: float = Field(default=30.0, gt=0)
+
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed to call the API from a browser, comma-separated."""
 

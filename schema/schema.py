@@ -9,9 +9,10 @@ from strawberry.tools import merge_types
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.extensions import MaskUnexpectedErrors
+from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 
-Query = merge_types("Query", (DirectoryQuery, ConversationQuery))
-Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation))
+Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery))
+Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation))
 
 
 class MessagerSchema(strawberry.Schema):
@@ -24,6 +25,7 @@ class MessagerSchema(strawberry.Schema):
 schema = MessagerSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[ParserCache, ValidationCache, MaskUnexpectedErrors],
 )
 

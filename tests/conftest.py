@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 from aiohttp.test_utils import TestClient
 
 from graphql_api.app import init_app
@@ -34,8 +35,16 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def mongo_uri(mongo_server: str) -> str:
-    return f"{mongo_server}/test_{uuid.uuid4().hex[:12]}"
+def mongo_uri(mongo_server: str) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield f"{mongo_server}/{name}"
+    # Dropping closes the embedded server's file and change-stream triggers of this database:
+    # it keeps at most 100 files open and, once the others are busy, evicts the newest one.
+    client: MongoClient = MongoClient(mongo_server, serverSelectionTimeoutMS=5000)
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()
 
 
 @pytest.fixture

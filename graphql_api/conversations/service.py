@@ -11,7 +11,7 @@ attempt into the answer of the first.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -26,6 +26,7 @@ from graphql_api.directory.models import User
 from graphql_api.directory.service import Directory, search_filter
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.ids import is_id, new_id, parse_id
+from graphql_api.notifications.service import Notifications
 from graphql_api.pagination import (
     before_in_activity_order,
     page_size,
@@ -38,6 +39,8 @@ from graphql_api.policy import (
     fetch_readable,
     readable_filter,
 )
+from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
+from graphql_api.realtime.sources import Publisher
 
 T = TypeVar("T")
 
@@ -70,10 +73,19 @@ def read_mark_id(user_id: str, conversation_id: str) -> str:
 class Conversations:
     """The conversation domain for one database."""
 
-    def __init__(self, db: Db, directory: Directory, attachments: AttachmentStore) -> None:
+    def __init__(
+        self,
+        db: Db,
+        directory: Directory,
+        attachments: AttachmentStore,
+        notifications: Notifications,
+        publisher: Publisher,
+    ) -> None:
         self.db = db
         self.directory = directory
         self.attachments = attachments
+        self.notifications = notifications
+        self.publisher = publisher
 
     # -- writing -------------------------------------------------------------------------
 
@@ -111,8 +123,18 @@ class Conversations:
         )
         now = _now()
         conversation_id, message_id = new_id(), new_id()
+        recipients = list(others)
         message_doc = self._message_doc(
-            message_id, viewer, conversation_id, 1, html, text, attachments, now, client_message_id
+            message_id,
+            viewer,
+            conversation_id,
+            1,
+            html,
+            text,
+            attachments,
+            now,
+            client_message_id,
+            recipients,
         )
         conversation_doc: Document = {
             "_id": conversation_id,
@@ -144,8 +166,9 @@ class Conversations:
             if existing is None:
                 raise
             return Conversation.from_doc(existing)
-        await self._move_read_mark(viewer.id, conversation_id, 1)
-        return Conversation.from_doc(conversation_doc)
+        conversation = Conversation.from_doc(conversation_doc)
+        await self._after_message(Message.from_doc(message_doc), recipients, created=conversation)
+        return conversation
 
     async def send(
         self,
@@ -181,6 +204,7 @@ class Conversations:
         if updated is None:
             raise NotFound("conversation not found")
         seq = int(updated["message_count"])
+        recipients = [p for p in conversation.participant_ids if p != viewer.id]
         doc = self._message_doc(
             message_id,
             viewer,
@@ -191,6 +215,7 @@ class Conversations:
             attachments,
             now,
             client_message_id,
+            recipients,
         )
         try:
             await self.db.messages.insert_one(doc)
@@ -200,8 +225,31 @@ class Conversations:
             if existing is None:
                 raise
             return self._same_conversation(existing, conversation)
-        await self._move_read_mark(viewer.id, conversation.id, seq)
-        return Message.from_doc(doc)
+        message = Message.from_doc(doc)
+        updated_conversation = replace(
+            conversation,
+            message_count=seq,
+            last_message_id=message_id,
+            last_activity_ms=_millis(now),
+        )
+        await self._after_message(message, recipients, updated=updated_conversation)
+        return message
+
+    async def _after_message(
+        self,
+        message: Message,
+        recipients: list[str],
+        created: Conversation | None = None,
+        updated: Conversation | None = None,
+    ) -> None:
+        """Notify the participants, move the author's read mark, and publish the events."""
+        notifications = await self.notifications.fan_out(message, recipients)
+        await self._move_read_mark(message.author_id, message.conversation_id, message.seq)
+        if created is not None:
+            self.publisher.emit(ConversationCreated(created))
+        self.publisher.emit(MessageAdded(message, updated))
+        for notification in notifications:
+            self.publisher.emit(NotificationAdded(notification))
 
     async def mark_read(self, viewer: User, conversation_id: str) -> Conversation:
         conversation = await fetch_readable(self.db, viewer, conversation_id)
@@ -324,6 +372,21 @@ class Conversations:
             counts = {row["_id"]: int(row["count"]) async for row in cursor}
         return [counts.get(c.id, 0) for c in conversations]
 
+    async def messages_after(
+        self, conversation_id: str, seq: int, limit: int, until: int | None = None
+    ) -> list[Message]:
+        """Stored messages with `seq` after `seq` (and before `until`), oldest first."""
+        seq_range: Document = {"$gt": seq}
+        if until is not None:
+            seq_range["$lt"] = until
+        docs = (
+            await self.db.messages.find({"conversation_id": conversation_id, "seq": seq_range})
+            .sort("seq", 1)
+            .limit(limit)
+            .to_list()
+        )
+        return [Message.from_doc(d) for d in docs]
+
     async def conversations_by_ids(self, ids: Iterable[str]) -> dict[str, Conversation]:
         docs = await self.db.conversations.find({"_id": {"$in": list(ids)}}).to_list()
         return {doc["_id"]: Conversation.from_doc(doc) for doc in docs}
@@ -405,6 +468,7 @@ class Conversations:
         attachments: list[str],
         now: datetime,
         client_message_id: str | None,
+        recipients: list[str],
     ) -> Document:
         doc: Document = {
             "_id": message_id,
@@ -416,6 +480,10 @@ class Conversations:
             "body_text": text,
             "attachment_ids": attachments,
             "created_at": now,
+            "created_ms": _millis(now),
+            # The notification outbox: cleared once every recipient's notification is stored.
+            "fanout": "pending",
+            "recipients": recipients,
         }
         if client_message_id is not None:
             doc["client_message_id"] = client_message_id

@@ -1,0 +1,1 @@
+"""Notifications: one per participant (the author excepted) per new message."""

@@ -1,0 +1,117 @@
+"""Writing, listing and marking notifications, and completing fan-outs a crash interrupted.
+
+Fan-out is an outbox on the message itself: a message is stored with `fanout: "pending"` and its
+recipients, then its notifications are written (idempotently, by deterministic id) and the flag is
+cleared. If the process dies in between, `complete_pending_fanouts` (run at start-up and then
+periodically) writes the missing notifications. No multi-document transaction is needed, so this
+works the same on a standalone MongoDB.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from pymongo import DESCENDING
+from pymongo.errors import BulkWriteError
+
+from graphql_api.conversations.models import Message
+from graphql_api.database import Db, Document
+from graphql_api.directory.models import User
+from graphql_api.errors import BadUserInput
+from graphql_api.ids import is_id
+from graphql_api.notifications.models import Notification, notification_id
+from graphql_api.pagination import page_size, parse_notification_cursor
+
+DUPLICATE_KEY = 11000
+FANOUT_GRACE_MS = 30_000  # a fan-out still pending after this was interrupted
+MAX_MARK_IDS = 500
+
+
+def notification_docs(message: Message, recipients: Iterable[str]) -> list[Document]:
+    created_ms = int(message.created_at.timestamp() * 1000)
+    return [
+        {
+            "_id": notification_id(message.id, user_id),
+            "firm_id": message.firm_id,
+            "user_id": user_id,
+            "conversation_id": message.conversation_id,
+            "message_id": message.id,
+            "created_at": message.created_at,
+            "created_ms": created_ms,
+            "unread": 1,
+            "read_ms": None,
+        }
+        for user_id in recipients
+    ]
+
+
+class Notifications:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def fan_out(self, message: Message, recipients: list[str]) -> list[Notification]:
+        """Write one notification per recipient, then clear the message's outbox flag."""
+        docs = notification_docs(message, recipients)
+        if docs:
+            try:
+                await self.db.notifications.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:  # already written by an earlier attempt
+                if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                    raise
+        await self.db.messages.update_one({"_id": message.id}, {"$set": {"fanout": "done"}})
+        return [Notification.from_doc(doc) for doc in docs]
+
+    async def complete_pending_fanouts(self, now_ms: int | None = None) -> int:
+        """Finish the fan-outs of messages stored by a process that died before finishing."""
+        cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - FANOUT_GRACE_MS
+        docs = await self.db.messages.find(
+            {"fanout": "pending", "created_ms": {"$lt": cutoff}}
+        ).to_list()
+        for doc in docs:
+            await self.fan_out(Message.from_doc(doc), list(doc.get("recipients", [])))
+        return len(docs)
+
+    async def page(
+        self, viewer: User, first: int | None, after: str | None, unread_only: bool
+    ) -> tuple[list[Notification], bool]:
+        """The viewer's notifications, unread first, then newest first."""
+        size = page_size(first, "first")
+        query: Document = {"user_id": viewer.id, "firm_id": viewer.firm_id}
+        if unread_only:
+            query["unread"] = 1
+        if after is not None:
+            unread, last_id = parse_notification_cursor(after, "after")
+            query["$or"] = [
+                {"unread": {"$lt": unread}},
+                {"unread": unread, "_id": {"$lt": last_id}},
+            ]
+        docs = (
+            await self.db.notifications.find(query)
+            .sort([("unread", DESCENDING), ("_id", DESCENDING)])
+            .limit(size + 1)
+            .to_list()
+        )
+        return [Notification.from_doc(d) for d in docs[:size]], len(docs) > size
+
+    async def mark_read(self, viewer: User, ids: list[str] | None) -> int:
+        """Mark the viewer's notifications read (all of them without ids); answer how many
+        changed. Ids that are not the viewer's are ignored, like already-read ones."""
+        query: Document = {"user_id": viewer.id, "firm_id": viewer.firm_id, "unread": 1}
+        if ids is not None:
+            if len(ids) > MAX_MARK_IDS:
+                raise BadUserInput(f"mark at most {MAX_MARK_IDS} notifications at once")
+            query["_id"] = {"$in": [i for i in ids if _is_notification_id(i)]}
+        result = await self.db.notifications.update_many(
+            query, {"$set": {"unread": 0, "read_ms": int(time.time() * 1000)}}
+        )
+        return result.modified_count
+
+    async def by_ids(self, ids: Iterable[str]) -> dict[str, Notification]:
+        docs = await self.db.notifications.find({"_id": {"$in": list(ids)}}).to_list()
+        return {doc["_id"]: Notification.from_doc(doc) for doc in docs}
+
+
+def _is_notification_id(value: str) -> bool:
+    message_id, _, user_id = value.partition(":")
+    return is_id(message_id) and is_id(user_id)

@@ -1,0 +1,69 @@
+"""The events that subscriptions listen to, and the topics they are published on.
+
+An event carries the stored document's record, re-read from the database, never the client's
+input. Topics: a conversation's messages (`messageAdded`), a firm's conversation activity
+(`inboxUpdated`, filtered per subscriber by the access policy), a user's notifications
+(`notificationAdded`) and changes to a user's own document (favorites: access is re-checked with
+them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphql_api.conversations.models import Conversation, Message
+from graphql_api.notifications.models import Notification
+
+Topic = tuple[str, str]
+
+
+def conversation_topic(conversation_id: str) -> Topic:
+    return ("conversation", conversation_id)
+
+
+def firm_topic(firm_id: str) -> Topic:
+    return ("firm", firm_id)
+
+
+def user_topic(user_id: str) -> Topic:
+    return ("user", user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAdded:
+    message: Message
+    conversation: Conversation | None = None
+    """The conversation as updated by this message (for the inbox), when known."""
+
+    def topics(self) -> list[Topic]:
+        topics = [conversation_topic(self.message.conversation_id)]
+        if self.message.seq > 1:  # the first message arrives with its conversation's creation
+            topics.append(firm_topic(self.message.firm_id))
+        return topics
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationCreated:
+    conversation: Conversation
+
+    def topics(self) -> list[Topic]:
+        return [firm_topic(self.conversation.firm_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationAdded:
+    notification: Notification
+
+    def topics(self) -> list[Topic]:
+        return [user_topic(self.notification.user_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanged:
+    user_id: str
+
+    def topics(self) -> list[Topic]:
+        return [user_topic(self.user_id)]
+
+
+Event = MessageAdded | ConversationCreated | NotificationAdded | UserChanged

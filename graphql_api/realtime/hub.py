@@ -1,0 +1,78 @@
+"""The in-process hub: delivers each event to the subscribers of its topics.
+
+Publishing never waits on a subscriber: each subscriber has a bounded queue, and a subscriber
+whose queue is full is cut off (its connection is closed with `SLOW_CONSUMER_CLOSE_CODE`) instead
+of slowing the others or growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from graphql_api.realtime.events import Event, Topic
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE_SIZE = 512
+SLOW_CONSUMER_CLOSE_CODE = 1013  # "Try Again Later"
+SLOW_CONSUMER_REASON = "subscriber too slow: events overflowed"
+
+
+class Subscriber:
+    """One subscription's mailbox."""
+
+    def __init__(self, topics: Iterable[Topic], on_overflow: Callable[[], None] | None) -> None:
+        self.topics = frozenset(topics)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        self.overflowed = False
+        self._on_overflow = on_overflow
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            log.warning("subscriber overflowed on %s; closing it", sorted(self.topics))
+            if self._on_overflow is not None:
+                self._on_overflow()
+
+    async def next(self) -> Event:
+        return await self.queue.get()
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subscribers: dict[Topic, set[Subscriber]] = defaultdict(set)
+
+    def subscribe(
+        self, topics: Iterable[Topic], on_overflow: Callable[[], None] | None = None
+    ) -> Subscriber:
+        subscriber = Subscriber(topics, on_overflow)
+        for topic in subscriber.topics:
+            self._subscribers[topic].add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        for topic in subscriber.topics:
+            listeners = self._subscribers.get(topic)
+            if listeners is not None:
+                listeners.discard(subscriber)
+                if not listeners:
+                    del self._subscribers[topic]
+
+    def publish(self, event: Event) -> None:
+        delivered: set[int] = set()
+        for topic in event.topics():
+            for subscriber in tuple(self._subscribers.get(topic, ())):
+                if id(subscriber) not in delivered:
+                    delivered.add(id(subscriber))
+                    subscriber.offer(event)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len({id(s) for listeners in self._subscribers.values() for s in listeners})

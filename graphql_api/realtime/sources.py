@@ -1,0 +1,133 @@
+"""Where events come from: MongoDB change streams, or this process alone.
+
+With change streams (a replica set, or the embedded server), every process watches the
+collections and publishes what any process wrote, so a subscriber on process B sees a message sent
+through process A. Documents are re-read by id before publishing, so subscribers get exactly what
+is stored. Without change streams (a standalone MongoDB) the services publish their own writes to
+this process's hub, and a warning at start says that other processes' events are not seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from pymongo.errors import OperationFailure, PyMongoError
+
+from graphql_api.conversations.models import Conversation, Message
+from graphql_api.database import Db, Document
+from graphql_api.notifications.models import Notification
+from graphql_api.realtime.events import (
+    ConversationCreated,
+    Event,
+    MessageAdded,
+    NotificationAdded,
+    UserChanged,
+)
+from graphql_api.realtime.hub import EventHub
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_SECONDS = 1.0
+
+
+class Publisher:
+    """What the services call after a write. It publishes locally only when no change stream
+    does it for every process (publishing both would deliver events twice)."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+        self.local = True
+
+    def emit(self, event: Event) -> None:
+        if self.local:
+            self.hub.publish(event)
+
+
+async def change_streams_supported(db: Db) -> bool:
+    """Whether this deployment offers change streams; found by opening one, since the embedded
+    server reports itself as standalone although it supports them (SPEC §11)."""
+    try:
+        async with await db.conversations.watch([], max_await_time_ms=1):
+            return True
+    except OperationFailure:
+        return False
+
+
+_Loader = Callable[[Document], Event]
+
+_COLLECTIONS: dict[str, tuple[str, _Loader]] = {
+    "messages": ("insert", lambda doc: MessageAdded(Message.from_doc(doc))),
+    "conversations": ("insert", lambda doc: ConversationCreated(Conversation.from_doc(doc))),
+    "notifications": ("insert", lambda doc: NotificationAdded(Notification.from_doc(doc))),
+    "users": ("update", lambda doc: UserChanged(doc["_id"])),
+}
+
+
+class ChangeStreamSource:
+    """Watches the product's collections and publishes their events to the hub."""
+
+    def __init__(self, db: Db, hub: EventHub) -> None:
+        self.db = db
+        self.hub = hub
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = asyncio.Event()
+        self._opened = 0
+
+    def start(self) -> None:
+        for name, (operation, to_event) in _COLLECTIONS.items():
+            self._tasks.append(
+                asyncio.create_task(
+                    self._watch(name, operation, to_event), name=f"change-stream-{name}"
+                )
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch(self, name: str, operation: str, to_event: _Loader) -> None:
+        pipeline = [{"$match": {"operationType": operation}}]
+        resume_after = None
+        while True:
+            try:
+                async with await self.db[name].watch(pipeline, resume_after=resume_after) as stream:
+                    self._mark_open()
+                    async for change in stream:
+                        resume_after = change.get("_id")
+                        await self._publish(name, change, to_event)
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError as exc:
+                log.warning("change stream on %s interrupted (%s); reopening", name, exc)
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+
+    def _mark_open(self) -> None:
+        self._opened += 1
+        if self._opened >= len(_COLLECTIONS):
+            self.ready.set()
+
+    async def _publish(self, name: str, change: Document, to_event: _Loader) -> None:
+        key = change.get("documentKey", {}).get("_id")
+        if key is None:
+            return
+        if name == "users":
+            self.hub.publish(UserChanged(key))
+            return
+        doc = await self.db[name].find_one({"_id": key})
+        if doc is None:
+            return
+        event = to_event(doc)
+        if isinstance(event, MessageAdded) and event.message.seq > 1:
+            # Read once here for every inbox subscriber of this process.
+            conversation = await self.db.conversations.find_one(
+                {"_id": event.message.conversation_id}
+            )
+            if conversation is not None:
+                event = MessageAdded(event.message, Conversation.from_doc(conversation))
+        self.hub.publish(event)

@@ -1,0 +1,162 @@
+"""Subscription resolvers (SPEC §8): `messageAdded`, `notificationAdded`, `inboxUpdated`.
+
+Access is checked when subscribing (NOT_FOUND for an unreadable conversation) and again for every
+event, with the viewer's current favorites: a change to the viewer's user document arrives as an
+event on the viewer's own topic and reloads it, so there is no query per event for it. Each event
+is resolved with fresh dataloaders (the context of a WebSocket lives as long as the connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+
+import strawberry
+from aiohttp import web
+
+from graphql_api.context import Context, Info
+from graphql_api.conversations.models import Conversation, Message
+from graphql_api.errors import NotFound, Unauthenticated
+from graphql_api.pagination import parse_message_cursor
+from graphql_api.policy import can_read
+from graphql_api.realtime.events import (
+    ConversationCreated,
+    MessageAdded,
+    NotificationAdded,
+    Topic,
+    UserChanged,
+    conversation_topic,
+    firm_topic,
+    user_topic,
+)
+from graphql_api.realtime.hub import SLOW_CONSUMER_CLOSE_CODE, SLOW_CONSUMER_REASON, Subscriber
+from schema.conversation_types import ConversationType, MessageType
+from schema.notification_types import NotificationType
+
+REPLAY_BATCH = 100
+
+
+@contextlib.asynccontextmanager
+async def _listening(context: Context, topics: Iterable[Topic]) -> AsyncIterator[Subscriber]:
+    """A hub subscription for the life of one GraphQL subscription."""
+    hub = context.services.hub
+    websocket = context.response if isinstance(context.response, web.WebSocketResponse) else None
+
+    def close_slow_consumer() -> None:
+        if websocket is not None and not websocket.closed:
+            asyncio.get_running_loop().create_task(
+                websocket.close(
+                    code=SLOW_CONSUMER_CLOSE_CODE, message=SLOW_CONSUMER_REASON.encode()
+                )
+            )
+
+    subscriber = hub.subscribe(topics, on_overflow=close_slow_consumer)
+    try:
+        yield subscriber
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def _refresh_viewer(context: Context) -> None:
+    user = await context.services.directory.user_by_id(context.viewer.id)
+    if user is None:
+        raise Unauthenticated("the token's user no longer exists")
+    context.replace_viewer(user)
+
+
+async def message_added(
+    info: Info, conversation_id: strawberry.ID, after: str | None = None
+) -> AsyncGenerator[MessageType, None]:
+    context = info.context
+    service = context.services.conversations
+    conversation = await service.get(context.viewer, conversation_id)
+    last_seq = parse_message_cursor(after, "after") if after is not None else None
+    topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
+    async with _listening(context, topics) as subscriber:
+        # Subscribed before reading: whatever is written from here on is queued, so the replay
+        # and the live events overlap instead of leaving a gap; `seq` removes the overlap.
+        if last_seq is None:
+            last_seq = (await service.get(context.viewer, conversation.id)).message_count
+        else:
+            async for message in _messages_after(context, conversation, last_seq):
+                last_seq = message.seq
+                yield _message_for(context, message)
+        while True:
+            event = await subscriber.next()
+            if isinstance(event, UserChanged):
+                await _refresh_viewer(context)
+                continue
+            if not isinstance(event, MessageAdded) or event.message.seq <= last_seq:
+                continue
+            if not can_read(context.viewer, conversation):
+                raise NotFound("conversation not found")
+            if event.message.seq > last_seq + 1:  # an earlier message is still on its way here
+                async for message in _messages_after(
+                    context, conversation, last_seq, until=event.message.seq
+                ):
+                    last_seq = message.seq
+                    yield _message_for(context, message)
+            if event.message.seq > last_seq:
+                last_seq = event.message.seq
+                yield _message_for(context, event.message)
+
+
+async def _messages_after(
+    context: Context, conversation: Conversation, seq: int, until: int | None = None
+) -> AsyncIterator[Message]:
+    """Stored messages with `seq` in (seq, until), oldest first, re-checking access per batch."""
+    service = context.services.conversations
+    while True:
+        if not can_read(context.viewer, conversation):
+            raise NotFound("conversation not found")
+        page = await service.messages_after(conversation.id, seq, REPLAY_BATCH, until=until)
+        for message in page:
+            yield message
+            seq = message.seq
+        if len(page) < REPLAY_BATCH:
+            return
+
+
+def _message_for(context: Context, message: Message) -> MessageType:
+    context.fresh_loaders()
+    return MessageType(record=message)
+
+
+async def notification_added(info: Info) -> AsyncGenerator[NotificationType, None]:
+    context = info.context
+    viewer = context.viewer
+    async with _listening(context, [user_topic(viewer.id)]) as subscriber:
+        while True:
+            event = await subscriber.next()
+            if isinstance(event, UserChanged):
+                await _refresh_viewer(context)
+            elif isinstance(event, NotificationAdded):
+                loaders = context.fresh_loaders()
+                conversation = await loaders.conversations.load(event.notification.conversation_id)
+                if conversation is not None and can_read(context.viewer, conversation):
+                    yield NotificationType(record=event.notification)
+
+
+async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
+    context = info.context
+    viewer = context.viewer
+    topics = [firm_topic(viewer.firm_id), user_topic(viewer.id)]
+    async with _listening(context, topics) as subscriber:
+        while True:
+            event = await subscriber.next()
+            conversation: Conversation | None = None
+            if isinstance(event, UserChanged):
+                await _refresh_viewer(context)
+            elif isinstance(event, ConversationCreated):
+                conversation = event.conversation
+            elif isinstance(event, MessageAdded) and event.message.seq > 1:
+                conversation = (
+                    event.conversation
+                    or await context.fresh_loaders().conversations.load(
+                        event.message.conversation_id
+                    )
+                )
+            if conversation is not None and can_read(context.viewer, conversation):
+                context.fresh_loaders()
+                yield ConversationType(record=conversation)
