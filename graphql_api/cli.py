@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from aiohttp import web
-
 from graphql_api.auth import DEFAULT_TTL_SECONDS, TokenService
 from graphql_api.database import Db, connect, database_of, ensure_schema
 from graphql_api.directory.demo import load_demo
@@ -74,12 +72,14 @@ def run_on_database(settings: Settings, uri: str, work: Callable[[Db], Awaitable
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from graphql_api.app import init_app  # the server's imports are only for this command
+    from graphql_api.workers import run_workers, serve_forever
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=overrides)
-    if args.workers != 1:
-        raise CommandError("--workers is not available yet; run one process")
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if args.workers > 1 and settings.port == 0:
+        raise CommandError("--workers needs a fixed --port, which the processes share")
     with database_uri(settings, record=True) as uri:
         settings = settings.model_copy(update={"mongodb_uri": uri})
         if args.demo:
@@ -90,7 +90,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {email:<20} {kind:<12} {tokens.issue(user_id)}")
         print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
         sys.stdout.flush()
-        web.run_app(init_app(settings), host=settings.host, port=settings.port, print=None)
+        if args.workers == 1:
+            serve_forever(settings)
+        else:
+            run_workers(settings, args.workers)
     return 0
 
 

@@ -1,0 +1,83 @@
+"""Running the API: one process, or N worker processes sharing one port (`--workers N`).
+
+Workers bind the same address with SO_REUSEPORT, so the kernel spreads connections over them and
+one machine uses all its cores. They are stateless: they share the database, and live events
+reach every worker's subscribers through change streams. The parent only supervises: it forwards
+SIGINT/SIGTERM, and if a worker dies it stops the others (the command then exits non-zero).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import time
+from types import FrameType
+
+from aiohttp import web
+
+from graphql_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
+    from graphql_api.app import init_app  # the server's imports are only for serving
+
+    web.run_app(
+        init_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        print=None,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+def _worker_main(settings: Settings) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    )
+    serve_forever(settings, reuse_port=True)
+
+
+def run_workers(settings: Settings, count: int) -> None:
+    """Start `count` worker processes and wait for them; stop them all on a signal."""
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker_main, args=(settings,), name=f"messager-worker-{i}")
+        for i in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    log.info("started %d workers on %s:%d", count, settings.host, settings.port)
+
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                worker.terminate()  # SIGTERM: aiohttp shuts down gracefully
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while any(worker.is_alive() for worker in workers):
+            if not stopping and any(w.exitcode not in (None, 0) for w in workers):
+                log.error("a worker exited unexpectedly; stopping the others")
+                stop(signal.SIGTERM, None)
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        for worker in workers:
+            worker.join(max(deadline - time.monotonic(), 0.1))
+            if worker.is_alive():
+                worker.kill()
+    failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        raise SystemExit(f"workers failed: {', '.join(failed)}")
