@@ -1,0 +1,190 @@
+"""Property tests of the one access policy (SPEC §3, §4) against the real database.
+
+Hypothesis generates two firms' worth of users (kinds, companies, favorites, consistent or not)
+and conversations (types, companies, participants, client-visible), inserts them in the stored
+shape, and checks that the MongoDB filters select exactly what the per-document rules allow:
+- `readable_filter(user)` finds exactly the conversations `can_read(user, c)` accepts;
+- `eligible_participants_filter(viewer, type, company)` finds exactly the users a plain oracle
+  written from SPEC §4 says may be designated.
+
+Function-scoped fixtures are not reset between examples, so every example uses fresh firm ids
+(nothing else in the database can match them) and deletes what it inserted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from bson import ObjectId
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphql_api.conversations.models import Conversation, ConversationKind
+from graphql_api.directory.models import User
+from graphql_api.policy import can_read, eligible_participants_filter, readable_filter
+
+FIRMS = 2
+COMPANIES = 4  # companies 0-2 belong to firm 0, company 3 to firm 1
+COMPANY_FIRM = [0, 0, 0, 1]
+KINDS = ["PRACTITIONER", "CLIENT"]
+TYPES = ["COMPANY", "CONFIDENTIAL", "PRIVATE"]
+
+PROPERTY_SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+company_sets = st.frozensets(st.integers(0, COMPANIES - 1), max_size=COMPANIES)
+
+users_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "firm": st.sampled_from([0, 0, 1]),
+            "kind": st.sampled_from(KINDS),
+            "companies": company_sets,
+            "favorites": company_sets,
+        }
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+def conversations_strategy(user_count: int) -> st.SearchStrategy[list[dict]]:
+    return st.lists(
+        st.fixed_dictionaries(
+            {
+                "firm": st.sampled_from([0, 0, 1]),
+                "type": st.sampled_from(TYPES),
+                "company": st.one_of(st.none(), st.integers(0, COMPANIES - 1)),
+                "participants": st.lists(
+                    st.integers(0, user_count - 1), min_size=1, max_size=user_count, unique=True
+                ),
+                "client_visible": st.booleans(),
+            }
+        ),
+        max_size=10,
+    )
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
+    users = draw(users_strategy)
+    return users, draw(conversations_strategy(len(users)))
+
+
+class World:
+    """One example's firms, companies, users and conversations as stored documents."""
+
+    def __init__(self, users: list[dict], conversations: list[dict]) -> None:
+        self.firms = [str(ObjectId()) for _ in range(FIRMS)]
+        self.companies = [str(ObjectId()) for _ in range(COMPANIES)]
+        self.user_docs = [self._user_doc(i, spec) for i, spec in enumerate(users)]
+        self.conversation_docs = [self._conversation_doc(spec) for spec in conversations]
+
+    def _user_doc(self, index: int, spec: dict) -> dict:
+        tag = uuid.uuid4().hex
+        return {
+            "_id": str(ObjectId()),
+            "firm_id": self.firms[spec["firm"]],
+            "key": f"u{index}-{tag}",
+            "kind": spec["kind"],
+            "name": f"User {index}",
+            "name_lower": f"user {index}",
+            "email": f"u{index}-{tag}@property.test",
+            "company_ids": sorted(self.companies[c] for c in spec["companies"]),
+            "favorite_company_ids": sorted(self.companies[c] for c in spec["favorites"]),
+        }
+
+    def _conversation_doc(self, spec: dict) -> dict:
+        participants = [self.user_docs[i]["_id"] for i in spec["participants"]]
+        company = spec["company"]
+        return {
+            "_id": str(ObjectId()),
+            "firm_id": self.firms[spec["firm"]],
+            "type": spec["type"],
+            "company_id": None if company is None else self.companies[company],
+            "subject": "generated",
+            "participant_ids": participants,
+            "created_by": participants[0],
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "last_activity_ms": 1_767_225_600_000,
+            "last_message_id": None,
+            "message_count": 0,
+            "client_visible": spec["client_visible"],
+        }
+
+    @property
+    def users(self) -> list[User]:
+        return [User.from_doc(doc) for doc in self.user_docs]
+
+    async def insert(self, db) -> None:
+        await db.users.insert_many(self.user_docs)
+        if self.conversation_docs:
+            await db.conversations.insert_many(self.conversation_docs)
+
+    async def remove(self, db) -> None:
+        await db.users.delete_many({"firm_id": {"$in": self.firms}})
+        await db.conversations.delete_many({"firm_id": {"$in": self.firms}})
+
+
+@PROPERTY_SETTINGS
+@given(world=worlds())
+async def test_readable_filter_selects_exactly_what_can_read_allows(db, world):
+    users, conversations = world
+    generated = World(users, conversations)
+    await generated.insert(db)
+    try:
+        records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
+        for user in generated.users:
+            found = {doc["_id"] async for doc in db.conversations.find(readable_filter(user))}
+            allowed = {c.id for c in records if can_read(user, c)}
+            assert found == allowed, user
+    finally:
+        await generated.remove(db)
+
+
+def may_designate(viewer: User, candidate: User, kind: ConversationKind, company: str) -> bool:
+    """SPEC §4, written out plainly: whom `viewer` may designate (the company is one the viewer
+    may pick, which the service checks before it asks the policy)."""
+    if candidate.firm_id != viewer.firm_id or candidate.id == viewer.id:
+        return False
+    if candidate.is_practitioner:
+        return True
+    if kind in (ConversationKind.COMPANY, ConversationKind.CONFIDENTIAL):
+        return company in candidate.company_ids
+    if viewer.is_practitioner:
+        return True
+    return bool(candidate.company_ids & viewer.company_ids)
+
+
+@PROPERTY_SETTINGS
+@given(
+    users=users_strategy,
+    viewer_index=st.integers(0, 6),
+    kind=st.sampled_from(list(ConversationKind)),
+    company=st.integers(0, COMPANIES - 1),
+)
+async def test_eligible_participants_filter_selects_exactly_whom_spec_allows(
+    db, users, viewer_index, kind, company
+):
+    generated = World(users, [])
+    await generated.insert(db)
+    try:
+        records = generated.users
+        viewer = records[viewer_index % len(records)]
+        company_id = None if kind is ConversationKind.PRIVATE else generated.companies[company]
+        query = {
+            "$and": [
+                eligible_participants_filter(viewer, kind, company_id),
+                {"firm_id": {"$in": generated.firms}},
+            ]
+        }
+        found = {doc["_id"] async for doc in db.users.find(query)}
+        expected = {u.id for u in records if may_designate(viewer, u, kind, company_id)}
+        assert found == expected
+    finally:
+        await generated.remove(db)
