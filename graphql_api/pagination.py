@@ -45,7 +45,7 @@ def message_cursor(seq: int) -> str:
 
 def parse_message_cursor(cursor: str, name: str) -> int:
     value = _decode(cursor, "m", name)
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise BadUserInput(f"{name} is not a valid cursor")
     return int(value)
 
@@ -57,7 +57,7 @@ def activity_cursor(millis: int, item_id: str, kind: str = "c") -> str:
 
 def parse_activity_cursor(cursor: str, name: str, kind: str = "c") -> tuple[int, str]:
     millis, _, item_id = _decode(cursor, kind, name).partition("|")
-    if not millis.isdigit() or len(millis) > 15 or not is_id(item_id):
+    if not (millis.isascii() and millis.isdigit()) or len(millis) > 15 or not is_id(item_id):
         raise BadUserInput(f"{name} is not a valid cursor")
     return int(millis), item_id
 

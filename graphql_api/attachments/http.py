@@ -15,6 +15,7 @@ import logging
 import re
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from graphql_api.attachments.files import (
     SNIFF_BYTES,
@@ -48,6 +49,28 @@ def _services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
+# What aiohttp raises for a body that is not valid multipart or ends early.
+MALFORMED = (ValueError, HttpProcessingError)
+
+_QUOTED_FILENAME = re.compile(r'filename="([^"]*)"', re.IGNORECASE)
+
+
+def _malformed() -> web.Response:
+    return json_error(400, "BAD_USER_INPUT", "the multipart body is malformed or incomplete")
+
+
+def _raw_filename(part: BodyPartReader) -> str | None:
+    """The part's filename with its backslashes: aiohttp unescapes the quoted string, which
+    turns the Windows path `C:\\Users\\bob\\a.pdf` that old browsers send into `C:Usersboba.pdf`.
+    RFC 5987 `filename*` is decoded by aiohttp, correctly."""
+    disposition = part.headers.get("Content-Disposition", "")
+    if "filename*" not in disposition.lower():
+        match = _QUOTED_FILENAME.search(disposition)
+        if match:
+            return match.group(1)
+    return part.filename
+
+
 def _too_large() -> web.Response:
     return json_error(
         413,
@@ -73,13 +96,13 @@ async def upload(request: web.Request) -> web.Response:
     try:
         reader = await request.multipart()
         part = await reader.next()
-    except ValueError:
-        return json_error(400, "BAD_USER_INPUT", "the multipart body is malformed")
+    except MALFORMED:
+        return _malformed()
     if not isinstance(part, BodyPartReader) or part.name != "file":
         return json_error(400, "BAD_USER_INPUT", "send one part named 'file'")
 
     store = services.attachments
-    upload = await store.begin(viewer, sanitize_filename(part.filename))
+    upload = await store.begin(viewer, sanitize_filename(_raw_filename(part)))
     head = bytearray()
     try:
         while chunk := await part.read_chunk(READ_CHUNK_BYTES):
@@ -93,6 +116,9 @@ async def upload(request: web.Request) -> web.Response:
             await upload.abort()
             return json_error(400, "BAD_USER_INPUT", "send exactly one part, named 'file'")
         attachment = await upload.finish(sniff_content_type(bytes(head)))
+    except MALFORMED:
+        await asyncio.shield(upload.abort())
+        return _malformed()
     except BaseException:
         # Client gone, malformed body or database error: leave nothing of the file behind.
         await asyncio.shield(upload.abort())

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bson import Binary, Int64
+from pymongo.errors import OperationFailure
 
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
@@ -213,7 +214,12 @@ class AttachmentStore:
         # `files_id` and `_id` only by value, not with `$in`.
         for attachment_id in ids:
             await self.db["fs.chunks"].delete_many({"files_id": attachment_id})
-            await self.db["fs.files"].delete_one({"_id": attachment_id})
+            try:
+                await self.db["fs.files"].delete_one({"_id": attachment_id})
+            except OperationFailure:
+                # The embedded server refuses to delete a file none of whose chunks was written
+                # ("File with id ... not found"): there is nothing of it to remove.
+                pass
             await self.db.attachments.delete_one({"_id": attachment_id})
 
     async def remove_expired(self, now_ms: int | None = None) -> int:

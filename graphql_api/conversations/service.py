@@ -10,6 +10,8 @@ attempt into the answer of the first.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -86,6 +88,9 @@ class Conversations:
         self.attachments = attachments
         self.notifications = notifications
         self.publisher = publisher
+        self._key_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -110,11 +115,14 @@ class Conversations:
         client_message_id = validation.clean_client_message_id(client_message_id)
 
         if client_message_id is not None:
-            existing = await self.db.conversations.find_one(
-                {"created_by": viewer.id, "client_message_id": client_message_id}
-            )
+            existing = await self._conversation_by_client_id(viewer, client_message_id)
             if existing is not None:
-                return Conversation.from_doc(existing)
+                return existing
+            if await self._message_by_client_id(viewer, client_message_id) is not None:
+                raise BadUserInput(
+                    "clientMessageId was already used for a message of another conversation",
+                    field="clientMessageId",
+                )
 
         participants = await self._eligible_users(viewer, kind, company_oid, others)
         client_visible = kind is ConversationKind.COMPANY and any(
@@ -133,7 +141,7 @@ class Conversations:
             text,
             attachments,
             now,
-            client_message_id,
+            None,  # the key belongs to the conversation: keys of replies are another namespace
             recipients,
         )
         conversation_doc: Document = {
@@ -160,12 +168,10 @@ class Conversations:
             # A concurrent retry with the same clientMessageId won: answer its conversation.
             await self.db.messages.delete_one({"_id": message_id})
             await self.attachments.release(message_id)
-            existing = await self.db.conversations.find_one(
-                {"created_by": viewer.id, "client_message_id": client_message_id}
-            )
+            existing = await self._conversation_by_client_id(viewer, client_message_id or "")
             if existing is None:
                 raise
-            return Conversation.from_doc(existing)
+            return existing
         conversation = Conversation.from_doc(conversation_doc)
         await self._after_message(Message.from_doc(message_doc), recipients, created=conversation)
         return conversation
@@ -184,11 +190,41 @@ class Conversations:
         attachments = validation.clean_attachment_ids(attachment_ids)
         html, text = validation.clean_body(body, len(attachments))
         client_message_id = validation.clean_client_message_id(client_message_id)
-        if client_message_id is not None:
+        if client_message_id is None:
+            return await self._store_reply(viewer, conversation, html, text, attachments, None)
+        # Retries of one request usually arrive at one process: serialize them here, so that
+        # only the first takes a `seq` (the unique index still settles retries across processes).
+        async with self._key_lock(viewer.id, client_message_id):
             existing = await self._message_by_client_id(viewer, client_message_id)
             if existing is not None:
                 return self._same_conversation(existing, conversation)
+            if await self.db.conversations.find_one(
+                {"created_by": viewer.id, "client_message_id": client_message_id}, {"_id": 1}
+            ):
+                raise BadUserInput(
+                    "clientMessageId was already used for a new conversation",
+                    field="clientMessageId",
+                )
+            return await self._store_reply(
+                viewer, conversation, html, text, attachments, client_message_id
+            )
 
+    def _key_lock(self, user_id: str, client_message_id: str) -> asyncio.Lock:
+        key = (user_id, client_message_id)
+        lock = self._key_locks.get(key)
+        if lock is None:
+            lock = self._key_locks[key] = asyncio.Lock()
+        return lock
+
+    async def _store_reply(
+        self,
+        viewer: User,
+        conversation: Conversation,
+        html: str,
+        text: str,
+        attachments: list[str],
+        client_message_id: str | None,
+    ) -> Message:
         now = _now()
         message_id = new_id()
         await self._claim_attachments(viewer, attachments, message_id, conversation.id)
@@ -220,7 +256,10 @@ class Conversations:
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError:
+            # A retry on another process stored it first: our `seq` stays unused (history
+            # tolerates gaps), and the conversation must not name a message never stored.
             await self.attachments.release(message_id)
+            await self._repair_last_message(conversation.id, message_id)
             existing = await self._message_by_client_id(viewer, client_message_id or "")
             if existing is None:
                 raise
@@ -488,6 +527,34 @@ class Conversations:
         if client_message_id is not None:
             doc["client_message_id"] = client_message_id
         return doc
+
+    async def _repair_last_message(self, conversation_id: str, lost_message_id: str) -> None:
+        latest = (
+            await self.db.messages.find({"conversation_id": conversation_id}, {"_id": 1})
+            .sort("seq", -1)
+            .limit(1)
+            .to_list()
+        )
+        if latest:
+            await self.db.conversations.update_one(
+                {"_id": conversation_id, "last_message_id": lost_message_id},
+                {"$set": {"last_message_id": latest[0]["_id"]}},
+            )
+
+    async def _conversation_by_client_id(
+        self, viewer: User, client_message_id: str
+    ) -> Conversation | None:
+        """The conversation a retried createConversation already made, if the viewer may still
+        read it (a retry must not reveal what the viewer lost access to)."""
+        doc = await self.db.conversations.find_one(
+            {"created_by": viewer.id, "client_message_id": client_message_id}
+        )
+        if doc is None:
+            return None
+        conversation = Conversation.from_doc(doc)
+        if not can_read(viewer, conversation):
+            raise NotFound("conversation not found")
+        return conversation
 
     async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
         doc = await self.db.messages.find_one(

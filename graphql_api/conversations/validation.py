@@ -12,6 +12,7 @@ import unicodedata
 from graphql_api.errors import BadUserInput
 from graphql_api.ids import is_id
 from graphql_api.rich_text import html_to_text, sanitize_html
+from graphql_api.text import UNSAFE_CHARACTERS, require_unicode
 
 MAX_SUBJECT_LENGTH = 200
 MAX_BODY_BYTES = 100 * 1024
@@ -19,12 +20,10 @@ MAX_PARTICIPANTS = 100
 MAX_ATTACHMENTS = 10
 MAX_CLIENT_MESSAGE_ID_LENGTH = 100
 
-# Control characters, and the bidirectional overrides that make "txt.exe" read as "exe.txt".
-_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
-
 
 def clean_subject(subject: str) -> str:
-    text = _UNSAFE_CHARACTERS.sub(" ", unicodedata.normalize("NFC", subject))
+    require_unicode(subject, "subject")
+    text = UNSAFE_CHARACTERS.sub(" ", unicodedata.normalize("NFC", subject))
     text = re.sub(r"\s+", " ", text).strip()
     if not 1 <= len(text) <= MAX_SUBJECT_LENGTH:
         raise BadUserInput(f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters", field="subject")
@@ -33,7 +32,7 @@ def clean_subject(subject: str) -> str:
 
 def clean_body(body: str, attachment_count: int) -> tuple[str, str]:
     """(sanitized HTML, plain text) of a message body."""
-    if len(body.encode("utf-8", errors="surrogatepass")) > MAX_BODY_BYTES:
+    if len(require_unicode(body, "body").encode("utf-8")) > MAX_BODY_BYTES:
         raise BadUserInput(
             f"body must be at most {MAX_BODY_BYTES // 1024} KB of HTML", field="body"
         )
@@ -77,7 +76,8 @@ def clean_participant_ids(ids: list[str], creator_id: str) -> list[str]:
 def clean_client_message_id(value: str | None) -> str | None:
     if value is None:
         return None
-    if not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_LENGTH or _UNSAFE_CHARACTERS.search(value):
+    require_unicode(value, "clientMessageId")
+    if not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_LENGTH or UNSAFE_CHARACTERS.search(value):
         raise BadUserInput(
             f"clientMessageId must be 1 to {MAX_CLIENT_MESSAGE_ID_LENGTH} printable characters",
             field="clientMessageId",

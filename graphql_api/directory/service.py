@@ -16,6 +16,7 @@ from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.ids import parse_id
+from graphql_api.text import require_unicode
 
 MAX_SEARCH_LENGTH = 100
 
@@ -25,6 +26,7 @@ def search_filter(field: str, search: str | None) -> Document:
     if search is None or not search.strip():
         return {}
     text = search.strip()
+    require_unicode(text, "search")
     if len(text) > MAX_SEARCH_LENGTH:
         raise BadUserInput(f"search must be at most {MAX_SEARCH_LENGTH} characters")
     return {field: {"$regex": re.escape(text), "$options": "i"}}
