@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import aiohttp_cors
 import pymongo
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from pymongo.errors import PyMongoError
 from pymongo.monitoring import CommandListener
 from strawberry.aiohttp.views import GraphQLView
@@ -23,18 +25,27 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
-from graphql_api.context import Context, authenticate, build_context
+from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError
-from graphql_api.keys import LISTENERS, REQUEST_ID, SERVICES, SETTINGS, WS_INITIALIZED
+from graphql_api.keys import (
+    LISTENERS,
+    REQUEST_ID,
+    SERVICES,
+    SETTINGS,
+    WEBSOCKETS,
+    WS_INITIALIZED,
+)
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
-from schema.schema import schema
+from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 2.0
+MAX_BODY_BYTES = 1024 * 1024  # /graphql bodies; uploads stream and count their own bytes
+WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,8 +87,8 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         if settings.legacy_graphql_ws:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         super().__init__(
-            schema=schema,
-            graphql_ide="graphiql",
+            schema=build_schema(introspection=settings.introspection_enabled),
+            graphql_ide="graphiql" if settings.introspection_enabled else None,
             subscription_protocols=protocols,
             connection_init_wait_timeout=timedelta(
                 seconds=settings.ws_connection_init_timeout_seconds
@@ -96,14 +107,25 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             response=response,
         )
 
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if self.is_websocket_request(request) and not _origin_allowed(request, self.settings):
+            # Browsers send cookies, never our bearer token, on a WebSocket; refusing foreign
+            # origins still stops cross-site pages from even opening one.
+            return web.json_response(
+                {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
+            )
+        return await super().__call__(request)
+
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
     ) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(
             protocols=[subprotocol] if subprotocol else [],
             heartbeat=self.settings.ws_heartbeat_seconds,  # pings keep proxies from idling out
+            max_msg_size=WS_MAX_MESSAGE_BYTES,
         )
         await ws.prepare(request)
+        request.app[WEBSOCKETS].add(ws)
         if subprotocol == GRAPHQL_WS_PROTOCOL:
             # Strawberry's legacy handler has no connection_init timeout: enforce the same one.
             request[WS_INITIALIZED] = asyncio.Event()
@@ -118,7 +140,7 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         params = context.connection_params or {}
         authorization = params.get("Authorization") or params.get("authorization")
         try:
-            user = await authenticate(
+            user, expires = await authenticate_until(
                 context.services, authorization if isinstance(authorization, str) else None
             )
         except ApiError as error:
@@ -126,9 +148,34 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 {"message": error.message, "code": error.code}
             ) from error
         context.replace_viewer(user)
+        if isinstance(context.response, web.WebSocketResponse):
+            asyncio.get_running_loop().create_task(_close_at_expiry(context.response, expires))
         if context.request is not None and WS_INITIALIZED in context.request:
             context.request[WS_INITIALIZED].set()
         return None
+
+
+def _origin_allowed(request: web.Request, settings: Settings) -> bool:
+    """No Origin (not a browser), the API's own origin (GraphiQL), or a configured one."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in settings.cors_origins
+
+
+async def _close_at_expiry(ws: web.WebSocketResponse, expires: int) -> None:
+    """A connection lives no longer than its token: at expiry it closes with 4401."""
+    await asyncio.sleep(max(expires - time.time(), 0))
+    if not ws.closed:
+        await ws.close(code=4401, message=b"Unauthorized: token expired")
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """On shutdown, tell every connected client that the server is going away (1001)."""
+    for ws in list(app[WEBSOCKETS]):
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 async def _close_unless_initialized(
@@ -163,7 +210,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    client = connect(settings.mongodb_uri, app.get(LISTENERS, ()))
+    client = connect(settings.mongodb_uri, app.get(LISTENERS, ()), settings.db_timeout_ms)
     db = database_of(client)
     try:
         await ensure_schema(db)
@@ -179,9 +226,11 @@ def init_app(
     settings: Settings, mongo_listeners: Sequence[CommandListener] = ()
 ) -> web.Application:
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
-    app = web.Application(middlewares=[request_id_middleware])
+    app = web.Application(middlewares=[request_id_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
+    app[WEBSOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)

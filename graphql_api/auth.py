@@ -64,6 +64,10 @@ class TokenService:
 
     def verify(self, token: str) -> str:
         """The token's user id; `Unauthenticated` for a bad, expired or incomplete token."""
+        return self.verify_claims(token)[0]
+
+    def verify_claims(self, token: str) -> tuple[str, int]:
+        """(user id, expiry as epoch seconds) of a valid token."""
         try:
             claims = jwt.decode(
                 token,
@@ -75,16 +79,20 @@ class TokenService:
             raise Unauthenticated("token has expired; sign in again") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("token is invalid") from exc
-        subject = claims["sub"]
-        if not isinstance(subject, str):
+        subject, expires = claims["sub"], claims["exp"]
+        if not isinstance(subject, str) or not isinstance(expires, int | float):
             raise Unauthenticated("token is invalid")
-        return subject
+        return subject, int(expires)
 
     def verify_header(self, header: str | None) -> str:
         """The user id of an `Authorization: Bearer <token>` header value."""
+        return self.header_claims(header)[0]
+
+    def header_claims(self, header: str | None) -> tuple[str, int]:
+        """(user id, expiry) of an `Authorization: Bearer <token>` header value."""
         if not header:
             raise Unauthenticated("missing Authorization header: send 'Bearer <token>'")
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization header must be 'Bearer <token>'")
-        return self.verify(token.strip())
+        return self.verify_claims(token.strip())

@@ -87,6 +87,8 @@ class Context:
     response: web.StreamResponse | None = None
     connection_params: dict[str, object] | None = None
     """The `connection_init` payload of a WebSocket (set by Strawberry)."""
+    active_subscriptions: int = 0
+    """Subscriptions running on this WebSocket connection."""
     _viewer: User | None = None
     _auth_error: ApiError | None = None
     loaders: Loaders = field(init=False)
@@ -121,12 +123,17 @@ class Context:
 
 async def authenticate(services: Services, authorization: str | None) -> User:
     """The user a bearer header value names; UNAUTHENTICATED for anything else."""
-    subject = services.tokens.verify_header(authorization)
+    return (await authenticate_until(services, authorization))[0]
+
+
+async def authenticate_until(services: Services, authorization: str | None) -> tuple[User, int]:
+    """The user a bearer header value names, and when its token expires (epoch seconds)."""
+    subject, expires = services.tokens.header_claims(authorization)
     user_id = try_parse_id(subject)
     user = await services.directory.user_by_id(user_id) if user_id else None
     if user is None:
         raise Unauthenticated("the token's user no longer exists")
-    return user
+    return user, expires
 
 
 async def build_context(

@@ -113,9 +113,20 @@ GRIDFS_INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def connect(uri: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient[Document]:
+def connect(
+    uri: str, listeners: Sequence[CommandListener] = (), timeout_ms: int | None = None
+) -> AsyncMongoClient[Document]:
+    """A client; `timeout_ms` is a deadline for every operation (a stuck query then fails and
+    frees its worker instead of hanging). Change streams use a client without one."""
+    options: dict[str, Any] = {}
+    if timeout_ms is not None:
+        options["timeoutMS"] = timeout_ms
     return AsyncMongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=5000, event_listeners=list(listeners)
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        event_listeners=list(listeners),
+        **options,
     )
 
 

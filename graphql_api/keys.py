@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from aiohttp import web
 
@@ -14,3 +15,4 @@ SETTINGS = web.AppKey("settings", Settings)
 LISTENERS = web.AppKey("mongo_listeners", tuple)
 REQUEST_ID = web.RequestKey("request_id", str)
 WS_INITIALIZED = web.RequestKey("ws_initialized", asyncio.Event)
+WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)

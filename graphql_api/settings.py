@@ -28,11 +28,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     env: Literal["development", "production"] = "development"
+    introspection: bool | None = None
+    """Introspection and GraphiQL; default: on in development, off in production."""
 
     jwt_secret: SecretStr | None = None
     """HS256 secret; generated and kept in the data directory when unset."""
     jwt_public_key: str | None = None
     """PEM public key of an identity provider: when set, tokens are verified as RS256 with it."""
+
+    db_timeout_ms: int = Field(default=10_000, gt=0)
+    """Deadline of every database operation of a request."""
 
     public_url: str | None = None
     """The API's address as browsers reach it, for `Attachment.url`; default: the request's."""
@@ -53,6 +58,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.introspection is not None:
+            return self.introspection
+        return self.env == "development"
 
     @property
     def graphiql_url(self) -> str:

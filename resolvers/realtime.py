@@ -17,7 +17,7 @@ from aiohttp import web
 
 from graphql_api.context import Context, Info
 from graphql_api.conversations.models import Conversation, Message
-from graphql_api.errors import NotFound, Unauthenticated
+from graphql_api.errors import BadUserInput, NotFound, Unauthenticated
 from graphql_api.pagination import parse_message_cursor
 from graphql_api.policy import can_read
 from graphql_api.realtime.events import (
@@ -35,6 +35,7 @@ from schema.conversation_types import ConversationType, MessageType
 from schema.notification_types import NotificationType
 
 REPLAY_BATCH = 100
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
 @contextlib.asynccontextmanager
@@ -51,10 +52,16 @@ async def _listening(context: Context, topics: Iterable[Topic]) -> AsyncIterator
                 )
             )
 
+    if context.active_subscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+        raise BadUserInput(
+            f"a connection may run at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions"
+        )
     subscriber = hub.subscribe(topics, on_overflow=close_slow_consumer)
+    context.active_subscriptions += 1
     try:
         yield subscriber
     finally:
+        context.active_subscriptions -= 1
         hub.unsubscribe(subscriber)
 
 

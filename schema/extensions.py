@@ -7,13 +7,20 @@ other exception becomes `INTERNAL_SERVER_ERROR` with the request id, its detail 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
 
 from graphql.error import GraphQLError
-from strawberry.extensions import MaskErrors
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, WTimeoutError
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from graphql_api.errors import ApiError
 
 log = logging.getLogger("graphql_api.errors")
+
+
+# Failures of the database's availability, as opposed to bugs: the client may retry.
+UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, NetworkTimeout, WTimeoutError)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -34,6 +41,16 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = getattr(self.execution_context.context, "request_id", None)
+        if isinstance(error.original_error, UNAVAILABLE):
+            log.warning("database unavailable (request %s): %s", request_id, error.original_error)
+            return GraphQLError(
+                message="the database is not answering; try again shortly",
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id},
+            )
         log.error(
             "unexpected error (request %s) at %s",
             request_id,
@@ -48,3 +65,31 @@ class MaskUnexpectedErrors(MaskErrors):
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
+
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+class StripSuggestions(SchemaExtension):
+    """Removes "Did you mean …?" from every error message, for deployments whose schema is not
+    public (strawberry's `disable_field_suggestions` leaves argument, enum and variable ones)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        result.errors = [
+            GraphQLError(
+                message=_SUGGESTION.sub("", error.message),
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                original_error=error.original_error,
+                extensions=error.extensions,
+            )
+            if "Did you mean" in error.message
+            else error
+            for error in result.errors
+        ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
-from schema.extensions import MaskUnexpectedErrors
+from schema.extensions import MaskUnexpectedErrors, StripSuggestions
+from schema.limits import limit_extensions
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 
 Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery))
@@ -22,12 +24,22 @@ class MessagerSchema(strawberry.Schema):
         return None
 
 
-schema = MessagerSchema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    extensions=[ParserCache, ValidationCache, MaskUnexpectedErrors],
-)
+def build_schema(introspection: bool = True) -> MessagerSchema:
+    """The executable schema; without introspection (production), "Did you mean" suggestions
+    go too, since they reveal field names."""
+    extensions: list = [ParserCache, ValidationCache, *limit_extensions(), MaskUnexpectedErrors]
+    if not introspection:
+        extensions[:0] = [DisableIntrospection, StripSuggestions]
+    return MessagerSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=not introspection),
+    )
+
+
+schema = build_schema()
 
 
 def export_sdl() -> str:

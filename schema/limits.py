@@ -1,0 +1,44 @@
+"""Query limits (OWASP GraphQL): depth, aliases, tokens, directives; each a factory, so every
+operation gets its own extension instance (instances would share state across requests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from graphql import DirectiveNode, GraphQLError, ValidationContext, ValidationRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+MAX_DIRECTIVES = 20
+
+
+class MaxDirectivesRule(ValidationRule):
+    """At most MAX_DIRECTIVES directives in a document (`@include` floods cost the server)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.count = 0
+
+    def enter_directive(self, node: DirectiveNode, *_: object) -> None:
+        self.count += 1
+        if self.count == MAX_DIRECTIVES + 1:
+            self.report_error(
+                GraphQLError(f"an operation may use at most {MAX_DIRECTIVES} directives", node)
+            )
+
+
+def limit_extensions() -> list[Callable[[], SchemaExtension]]:
+    return [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules([MaxDirectivesRule]),
+    ]
