@@ -17,6 +17,7 @@ from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
 from graphql_api.notifications.service import Notifications
+from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.hub import EventHub
 from graphql_api.realtime.sources import Publisher
 from graphql_api.settings import Settings
@@ -35,6 +36,7 @@ class Services:
     notifications: Notifications
     hub: EventHub
     publisher: Publisher
+    limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
@@ -44,16 +46,20 @@ class Services:
         notifications = Notifications(db)
         hub = EventHub()
         publisher = Publisher(hub)
+        limiter = settings.rate_limiter()
         return cls(
             settings=settings,
             client=client,
             db=db,
             tokens=tokens,
             directory=directory,
-            conversations=Conversations(db, directory, attachments, notifications, publisher),
+            conversations=Conversations(
+                db, directory, attachments, notifications, publisher, limiter
+            ),
             attachments=attachments,
             url_signer=UrlSigner(tokens.url_signing_key),
             notifications=notifications,
             hub=hub,
             publisher=publisher,
+            limiter=limiter,
         )

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from graphql_api.ratelimit import Rate, RateLimiter
+
 
 class Settings(BaseSettings):
     """The service's settings; environment names are `MESSAGER_<FIELD>` except `MONGODB_URI`."""
@@ -44,6 +46,15 @@ class Settings(BaseSettings):
     attachment_cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often uploads never attached for 24 hours are looked for and removed."""
 
+    rate_limits: bool = True
+    """Per-user limits on writes; benchmarks that flood on purpose turn them off."""
+    messages_per_minute: float = Field(default=120, gt=0)
+    messages_burst: int = Field(default=30, gt=0)
+    conversations_per_minute: float = Field(default=30, gt=0)
+    conversations_burst: int = Field(default=10, gt=0)
+    uploads_per_minute: float = Field(default=60, gt=0)
+    uploads_burst: int = Field(default=20, gt=0)
+
     legacy_graphql_ws: bool = False
     """Also accept the legacy `graphql-ws` WebSocket protocol (old Apollo clients)."""
     ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -58,6 +69,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(
+            {
+                "message": Rate(self.messages_per_minute, self.messages_burst),
+                "conversation": Rate(self.conversations_per_minute, self.conversations_burst),
+                "upload": Rate(self.uploads_per_minute, self.uploads_burst),
+            },
+            enabled=self.rate_limits,
+        )
 
     @property
     def introspection_enabled(self) -> bool:

@@ -6,6 +6,7 @@ of the standard directory (`tests/factories.py`).
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from graphql_api.settings import Settings
 from tests.factories import STANDARD_DIRECTORY
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+# Tests send many writes as one user; tests of the limits turn them on in their own Settings.
+# Set in the environment so that servers started as subprocesses inherit it too.
+os.environ.setdefault("MESSAGER_RATE_LIMITS", "false")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 
 from aiohttp import BodyPartReader, web
@@ -86,6 +87,15 @@ async def upload(request: web.Request) -> web.Response:
         viewer = await authenticate(services, request.headers.get("Authorization"))
     except Unauthenticated as error:
         return json_error(401, error.code, error.message)
+    wait = services.limiter.retry_after(viewer.id, "upload")
+    if wait > 0:
+        seconds = max(math.ceil(wait), 1)
+        return json_error(
+            429,
+            "RATE_LIMITED",
+            f"too many uploads: try again in {seconds} s",
+            **{"Retry-After": str(seconds)},
+        )
     if request.content_type != "multipart/form-data":
         return json_error(
             415, "BAD_USER_INPUT", "send multipart/form-data with one part named 'file'"

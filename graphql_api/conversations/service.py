@@ -41,6 +41,7 @@ from graphql_api.policy import (
     fetch_readable,
     readable_filter,
 )
+from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
 from graphql_api.realtime.sources import Publisher
 
@@ -82,12 +83,14 @@ class Conversations:
         attachments: AttachmentStore,
         notifications: Notifications,
         publisher: Publisher,
+        limiter: RateLimiter,
     ) -> None:
         self.db = db
         self.directory = directory
         self.attachments = attachments
         self.notifications = notifications
         self.publisher = publisher
+        self.limiter = limiter
         self._key_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -107,6 +110,7 @@ class Conversations:
         client_message_id: str | None = None,
     ) -> Conversation:
         """Create a conversation and its first message; answer the conversation."""
+        self.limiter.check(viewer.id, "conversation", "new conversations")
         company_oid = await self._company_for_kind(viewer, kind, company_id)
         subject = validation.clean_subject(subject)
         attachments = validation.clean_attachment_ids(attachment_ids)
@@ -187,6 +191,7 @@ class Conversations:
     ) -> Message:
         """Add a reply to a conversation the viewer may read."""
         conversation = await fetch_readable(self.db, viewer, conversation_id)
+        self.limiter.check(viewer.id, "message", "messages")
         attachments = validation.clean_attachment_ids(attachment_ids)
         html, text = validation.clean_body(body, len(attachments))
         client_message_id = validation.clean_client_message_id(client_message_id)
