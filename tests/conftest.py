@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from aiohttp.test_utils import TestClient
+from pymongo import MongoClient
 
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService

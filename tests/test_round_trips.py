@@ -48,19 +48,32 @@ async def _create(http, token: str, company: str, participant: str, n: int) -> N
     mutation = """mutation($i: CreateConversationInput!) { createConversation(input: $i) { id } }
     """
     for i in range(n):
-        response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, json={
-            "query": mutation,
-            "variables": {"i": {"type": "COMPANY", "companyId": company,
-                                "participantIds": [participant], "subject": f"s{i}",
-                                "body": f"<p>message {i}</p>"}},
-        })
+        response = await http.post(
+            "/graphql",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "query": mutation,
+                "variables": {
+                    "i": {
+                        "type": "COMPANY",
+                        "companyId": company,
+                        "participantIds": [participant],
+                        "subject": f"s{i}",
+                        "body": f"<p>message {i}</p>",
+                    }
+                },
+            },
+        )
         assert "errors" not in await response.json()
 
 
 async def _count(http, counter: CommandCounter, token: str, query: str, variables) -> int:
     counter.commands.clear()
-    response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"},
-                               json={"query": query, "variables": variables})
+    response = await http.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"query": query, "variables": variables},
+    )
     body = await response.json()
     assert "errors" not in body, body
     return len(counter.commands)
@@ -81,12 +94,16 @@ async def test_send_message_costs_a_fixed_number_of_round_trips(counted, ids):
     http, counter, tokens = counted
     alice = tokens.issue(ids["users"]["alice"])
     await _create(http, alice, ids["companies"]["bakery"], ids["users"]["bob"], 1)
-    inbox = await http.post("/graphql", headers={"Authorization": f"Bearer {alice}"},
-                            json={"query": "{ conversations { edges { node { id } } } }"})
+    inbox = await http.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {alice}"},
+        json={"query": "{ conversations { edges { node { id } } } }"},
+    )
     conversation_id = (await inbox.json())["data"]["conversations"]["edges"][0]["node"]["id"]
     send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id createdAt } }"
-    count = await _count(http, counter, alice, send,
-                         {"i": {"conversationId": conversation_id, "body": "hello"}})
+    count = await _count(
+        http, counter, alice, send, {"i": {"conversationId": conversation_id, "body": "hello"}}
+    )
     # viewer, conversation (policy), counter update, message insert, notifications insert,
     # notification outbox cleared, read mark
     assert count == 7, counter.commands
