@@ -53,7 +53,8 @@ def ping(uri: str, timeout: float = 0.5) -> bool:
         client.close()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux only)
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (a no-op elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -107,7 +108,7 @@ class EmbeddedServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ from types import FrameType
 
 from aiohttp import web
 
+from graphql_api.embedded import die_with_parent
 from graphql_api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
 
 
 def _worker_main(settings: Settings) -> None:
+    die_with_parent()  # a killed `serve` must not leave workers holding the port
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )

@@ -116,6 +116,7 @@ class ChangeStreamSource:
         key = change.get("documentKey", {}).get("_id")
         if key is None:
             return
+        key = str(key)  # the embedded server answers our string ids as ObjectIds here
         if name == "users":
             self.hub.publish(UserChanged(key))
             return
