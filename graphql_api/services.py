@@ -18,6 +18,7 @@ from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
 from graphql_api.notifications.service import Notifications
 from graphql_api.ratelimit import RateLimiter
+from graphql_api.realtime.events import UserChanged
 from graphql_api.realtime.hub import EventHub
 from graphql_api.realtime.sources import Publisher
 from graphql_api.settings import Settings
@@ -40,12 +41,12 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
-        directory = Directory(db)
+        hub = EventHub()
+        publisher = Publisher(hub)
+        directory = Directory(db, on_user_changed=lambda uid: publisher.emit(UserChanged(uid)))
         attachments = AttachmentStore(db)
         tokens = TokenService(settings)
         notifications = Notifications(db)
-        hub = EventHub()
-        publisher = Publisher(hub)
         limiter = settings.rate_limiter()
         return cls(
             settings=settings,

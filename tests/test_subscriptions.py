@@ -27,6 +27,7 @@ from bson import ObjectId
 
 from graphql_api.app import init_app
 from graphql_api.conversations.models import Message
+from graphql_api.ids import new_id
 from graphql_api.keys import SERVICES
 from graphql_api.realtime.events import MessageAdded
 from graphql_api.realtime.hub import (
@@ -548,12 +549,15 @@ async def test_a_slow_consumer_is_closed_with_1013_while_other_subscribers_keep_
         # More events than the slow subscriber's queue holds once its socket is full, published
         # in batches the reading subscriber consumes as they come.
         total, batch, seq = SUBSCRIBER_QUEUE_SIZE + 128, 32, first.seq
+        sent: list[str] = []
         for _ in range(total // batch):
             for _ in range(batch):
                 seq += 1
-                hub.publish(MessageAdded(replace(first, seq=seq, body_text=big_text)))
+                published = replace(first, id=new_id(), seq=seq, body_text=big_text)
+                hub.publish(MessageAdded(published))  # each its own id: the hub drops repeats
+                sent.append(published.id)
             for _ in range(batch):
-                assert await fast.next_data(fast_op) == {"messageAdded": {"id": first.id}}
+                assert await fast.next_data(fast_op) == {"messageAdded": {"id": sent.pop(0)}}
 
         before_close, code = await drain_until_closed(slow.ws)
         assert code == SLOW_CONSUMER_CLOSE_CODE
@@ -561,8 +565,9 @@ async def test_a_slow_consumer_is_closed_with_1013_while_other_subscribers_keep_
         assert all(m["id"] == slow_op and m["type"] == "next" for m in before_close)
 
         seq += 1
-        hub.publish(MessageAdded(replace(first, seq=seq)))
-        assert await fast.next_data(fast_op) == {"messageAdded": {"id": first.id}}
+        last = replace(first, id=new_id(), seq=seq)
+        hub.publish(MessageAdded(last))
+        assert await fast.next_data(fast_op) == {"messageAdded": {"id": last.id}}
     finally:
         await slow.close()
         await fast.close()

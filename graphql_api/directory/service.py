@@ -8,7 +8,7 @@ exactly like an unknown id.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pymongo import ReturnDocument
 
@@ -41,8 +41,11 @@ def visible_companies_filter(viewer: User) -> Document:
 class Directory:
     """Directory reads and favorite changes for one database."""
 
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, on_user_changed: Callable[[str], None] | None = None) -> None:
         self.db = db
+        # Live subscriptions re-check access with the new favorites at once (the change stream
+        # tells the other processes).
+        self._on_user_changed = on_user_changed
 
     async def user_by_id(self, user_id: str) -> User | None:
         doc = await self.db.users.find_one({"_id": user_id})
@@ -98,6 +101,8 @@ class Directory:
         )
         if doc is None:  # deleted while the request ran
             raise NotFound("user not found")
+        if self._on_user_changed is not None:
+            self._on_user_changed(viewer.id)
         return User.from_doc(doc)
 
     @staticmethod

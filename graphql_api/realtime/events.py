@@ -35,6 +35,9 @@ class MessageAdded:
     conversation: Conversation | None = None
     """The conversation as updated by this message (for the inbox), when known."""
 
+    def key(self) -> str | None:
+        return f"message:{self.message.id}"
+
     def topics(self) -> list[Topic]:
         topics = [conversation_topic(self.message.conversation_id)]
         if self.message.seq > 1:  # the first message arrives with its conversation's creation
@@ -46,6 +49,9 @@ class MessageAdded:
 class ConversationCreated:
     conversation: Conversation
 
+    def key(self) -> str | None:
+        return f"conversation:{self.conversation.id}"
+
     def topics(self) -> list[Topic]:
         return [firm_topic(self.conversation.firm_id)]
 
@@ -54,6 +60,9 @@ class ConversationCreated:
 class NotificationAdded:
     notification: Notification
 
+    def key(self) -> str | None:
+        return f"notification:{self.notification.id}"
+
     def topics(self) -> list[Topic]:
         return [user_topic(self.notification.user_id)]
 
@@ -61,6 +70,9 @@ class NotificationAdded:
 @dataclass(frozen=True, slots=True)
 class UserChanged:
     user_id: str
+
+    def key(self) -> str | None:
+        return None  # every change of a user matters
 
     def topics(self) -> list[Topic]:
         return [user_topic(self.user_id)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 
 from graphql_api.realtime.events import Event, Topic
@@ -17,6 +17,7 @@ from graphql_api.realtime.events import Event, Topic
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_SIZE = 512
+RECENT_EVENT_KEYS = 20_000
 SLOW_CONSUMER_CLOSE_CODE = 1013  # "Try Again Later"
 SLOW_CONSUMER_REASON = "subscriber too slow: events overflowed"
 
@@ -46,8 +47,12 @@ class Subscriber:
 
 
 class EventHub:
+    """Each event reaches this process twice when change streams run (once from the service
+    that wrote it, at once; once from the change stream): the second is dropped by its key."""
+
     def __init__(self) -> None:
         self._subscribers: dict[Topic, set[Subscriber]] = defaultdict(set)
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def subscribe(
         self, topics: Iterable[Topic], on_overflow: Callable[[], None] | None = None
@@ -66,6 +71,13 @@ class EventHub:
                     del self._subscribers[topic]
 
     def publish(self, event: Event) -> None:
+        key = event.key()
+        if key is not None:
+            if key in self._seen:
+                return
+            self._seen[key] = None
+            if len(self._seen) > RECENT_EVENT_KEYS:
+                self._seen.popitem(last=False)
         delivered: set[int] = set()
         for topic in event.topics():
             for subscriber in tuple(self._subscribers.get(topic, ())):

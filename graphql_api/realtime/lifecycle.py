@@ -46,7 +46,6 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         watcher_client = connect(services.settings.mongodb_uri or "")
         source = ChangeStreamSource(database_of(watcher_client), services.hub)
         source.start()
-        services.publisher.local = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(source.ready.wait(), CHANGE_STREAM_READY_TIMEOUT_SECONDS)
     else:

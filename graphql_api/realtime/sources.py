@@ -1,10 +1,15 @@
-"""Where events come from: MongoDB change streams, or this process alone.
+"""Where events come from: this process's own writes, and MongoDB change streams.
 
-With change streams (a replica set, or the embedded server), every process watches the
-collections and publishes what any process wrote, so a subscriber on process B sees a message sent
-through process A. Documents are re-read by id before publishing, so subscribers get exactly what
-is stored. Without change streams (a standalone MongoDB) the services publish their own writes to
-this process's hub, and a warning at start says that other processes' events are not seen.
+The services publish their own writes to this process's hub at once. With change streams (a
+replica set, or the embedded server), every process also watches the collections and publishes
+what any process wrote, so a subscriber on process B sees a message sent through process A; the
+hub drops the copy of what this process already published. Documents are re-read by id before
+publishing, so subscribers get exactly what is stored. Without change streams (a standalone
+MongoDB) a warning at start says that other processes' events are not seen.
+
+The embedded server ignores `maxAwaitTimeMS` and answers every `getMore` at once (about 500 a
+second per stream, a quarter of a core each side), so an idle stream is polled every
+`IDLE_POLL_SECONDS` instead: that bounds the delay of events from other processes.
 """
 
 from __future__ import annotations
@@ -31,19 +36,17 @@ from graphql_api.realtime.hub import EventHub
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_SECONDS = 1.0
+IDLE_POLL_SECONDS = 0.05
 
 
 class Publisher:
-    """What the services call after a write. It publishes locally only when no change stream
-    does it for every process (publishing both would deliver events twice)."""
+    """What the services call after a write: the event goes to this process's hub at once."""
 
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
-        self.local = True
 
     def emit(self, event: Event) -> None:
-        if self.local:
-            self.hub.publish(event)
+        self.hub.publish(event)
 
 
 async def change_streams_supported(db: Db) -> bool:
@@ -98,7 +101,11 @@ class ChangeStreamSource:
             try:
                 async with await self.db[name].watch(pipeline, resume_after=resume_after) as stream:
                     self._mark_open()
-                    async for change in stream:
+                    while True:
+                        change = await stream.try_next()
+                        if change is None:
+                            await asyncio.sleep(IDLE_POLL_SECONDS)
+                            continue
                         resume_after = change.get("_id")
                         await self._publish(name, change, to_event)
             except asyncio.CancelledError:
