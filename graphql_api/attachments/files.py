@@ -57,5 +57,7 @@ def sniff_content_type(head: bytes) -> str:
 def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII fallback and the exact name per RFC 6266 / RFC 5987."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'["\\;]', "_", ascii_name).strip() or DEFAULT_FILENAME
+    ascii_name = re.sub(r'["\\;]', "_", ascii_name).strip()
+    if not ascii_name or ascii_name.startswith("."):  # "отчёт.pdf" must not become ".pdf"
+        ascii_name = DEFAULT_FILENAME + ascii_name
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
