@@ -93,6 +93,8 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             connection_init_wait_timeout=timedelta(
                 seconds=settings.ws_connection_init_timeout_seconds
             ),
+            # Strawberry's own handshake check: without it, it refuses every other origin.
+            allowed_origins=[o for o in settings.cors_origins if o != "*"],
         )
         self.settings = settings
 
