@@ -35,6 +35,8 @@ from schema.conversation_types import ConversationType, MessageType
 from schema.notification_types import NotificationType
 
 REPLAY_BATCH = 100
+GAP_WAIT_SECONDS = 1.0
+MAX_PENDING = 100
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
@@ -89,24 +91,41 @@ async def message_added(
             async for message in _messages_after(context, conversation, last_seq):
                 last_seq = message.seq
                 yield _message_for(context, message)
+        # Messages may arrive out of `seq` order (two senders take seq 5 and 6, 6 is stored
+        # first): hold the early ones briefly; only a gap that does not close by itself is read
+        # from the database (one query per subscriber per gap would swamp it under load).
+        pending: dict[int, Message] = {}
         while True:
-            event = await subscriber.next()
+            event: object = None
+            try:
+                if pending:
+                    async with asyncio.timeout(GAP_WAIT_SECONDS):
+                        event = await subscriber.next()
+                else:
+                    event = await subscriber.next()
+            except TimeoutError:
+                pass
             if isinstance(event, UserChanged):
                 await _refresh_viewer(context)
                 continue
-            if not isinstance(event, MessageAdded) or event.message.seq <= last_seq:
+            if isinstance(event, MessageAdded) and event.message.seq > last_seq:
+                pending[event.message.seq] = event.message
+            if not pending:
                 continue
             if not can_read(context.viewer, conversation):
                 raise NotFound("conversation not found")
-            if event.message.seq > last_seq + 1:  # an earlier message is still on its way here
+            if last_seq + 1 not in pending and (event is None or len(pending) > MAX_PENDING):
                 async for message in _messages_after(
-                    context, conversation, last_seq, until=event.message.seq
+                    context, conversation, last_seq, until=min(pending)
                 ):
                     last_seq = message.seq
                     yield _message_for(context, message)
-            if event.message.seq > last_seq:
-                last_seq = event.message.seq
-                yield _message_for(context, event.message)
+                last_seq = max(last_seq, min(pending) - 1)  # a seq never stored stays a gap
+                pending = {seq: m for seq, m in pending.items() if seq > last_seq}
+            while last_seq + 1 in pending:
+                message = pending.pop(last_seq + 1)
+                last_seq = message.seq
+                yield _message_for(context, message)
 
 
 async def _messages_after(

@@ -11,7 +11,13 @@ import re
 from collections.abc import Iterator
 
 from graphql.error import GraphQLError
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, WTimeoutError
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    PyMongoError,
+    WTimeoutError,
+)
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from graphql_api.errors import ApiError
@@ -26,6 +32,8 @@ UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, NetworkTimeout, WTimeoutErro
 def is_unexpected(error: GraphQLError) -> bool:
     """Whether an error is a server fault to hide, rather than the client's to read."""
     original = error.original_error
+    if isinstance(original, PyMongoError):
+        return True  # driver text never reaches a client, even from a subscription's source
     if original is None or isinstance(original, ApiError | GraphQLError):
         return False  # syntax, validation, and the product's own errors
     # Variable coercion errors (a bad enum value or Int) carry the parser's exception but no

@@ -35,10 +35,17 @@ class MaxDirectivesRule(ValidationRule):
             )
 
 
+# The rule classes are built once: strawberry's limiters build a new class per instance, and
+# ValidationCache keys on the rules, so per-operation classes would never hit the cache.
+_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    MaxDirectivesRule,
+]
+
+
 def limit_extensions() -> list[Callable[[], SchemaExtension]]:
     return [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(list(_RULES)),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: AddValidationRules([MaxDirectivesRule]),
     ]
