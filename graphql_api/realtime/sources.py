@@ -15,7 +15,6 @@ second per stream, a quarter of a core each side), so an idle stream is polled e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -37,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAY_SECONDS = 1.0
 IDLE_POLL_SECONDS = 0.05
+STOP_TIMEOUT_SECONDS = 2.0
 
 
 class Publisher:
@@ -90,9 +90,9 @@ class ChangeStreamSource:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a watcher cancelled inside PyMongo's server selection may never finish
+        # (seen right after the database came back); shutdown must not wait on it forever.
+        await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECONDS)
 
     async def _watch(self, name: str, operation: str, to_event: _Loader) -> None:
         pipeline = [{"$match": {"operationType": operation}}]
