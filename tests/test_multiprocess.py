@@ -1,0 +1,504 @@
+"""Several server processes on one database (SPEC §8, §10), as real `messager` subprocesses.
+
+An event produced in one process reaches subscribers on every other: two `messager serve` on one
+data directory (the second uses the embedded server the first recorded), and the workers of
+`messager serve --workers 2` that share one port. The workers are told apart through /proc (which
+process accepted which connection), since the API does not expose a process id.
+
+Then stopping: a SIGKILLed `serve --workers 2` leaves no worker behind (they would keep the
+port), and a SIGTERM with a live subscriber closes it (1001) and stops at once instead of
+waiting out the 15 s shutdown grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from graphql_api.auth import TokenService
+from graphql_api.database import connect, database_of
+from graphql_api.directory.importer import import_directory
+from graphql_api.embedded import free_port
+from graphql_api.settings import Settings
+from tests.conftest import JWT_SECRET
+from tests.server_process import (
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Serve,
+    acceptor,
+    listeners,
+    parent_of,
+    serving,
+    wait_until_gone,
+)
+from tests.test_cli import SPEC_DIRECTORY, cli_env, messager, write_json
+
+WAIT = 10.0  # for one event, one answer, one process
+GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
+
+CREATE = """
+mutation($input: CreateConversationInput!) {
+  createConversation(input: $input) { id messages(first: 1) { edges { cursor node { id } } } }
+}
+"""
+SEND = """
+mutation($input: SendMessageInput!) { sendMessage(input: $input) { id body } }
+"""
+MESSAGE_ADDED = """
+subscription($conversationId: ID!, $after: String) {
+  messageAdded(conversationId: $conversationId, after: $after) { id body author { name } }
+}
+"""
+NOTIFICATION_ADDED = """
+subscription { notificationAdded { conversation { id } message { id body } readAt } }
+"""
+VIEWER = "{ viewer { email } }"
+
+
+# -- Setting up a data directory ------------------------------------------------------------------
+
+
+async def import_and_sign_in(env: dict[str, str], cwd: Path) -> tuple[dict[str, Any], str, str]:
+    """Import the spec's directory with `messager import`; answers its ids and the tokens of
+    alice and bob from `messager token` (all through the data directory's database)."""
+    file = write_json(cwd / "directory.json", SPEC_DIRECTORY)
+    imported = await messager("import", str(file), env=env, cwd=cwd)
+    assert imported.returncode == 0, imported.stderr
+    alice, bob = await asyncio.gather(
+        messager("token", "alice@acme.test", env=env, cwd=cwd),
+        messager("token", "bob@bakery.test", env=env, cwd=cwd),
+    )
+    assert (alice.returncode, bob.returncode) == (0, 0), alice.stderr + bob.stderr
+    return json.loads(imported.stdout), alice.stdout.strip(), bob.stdout.strip()
+
+
+def wait_for_record(serve: Serve) -> dict[str, Any]:
+    """What `serve` recorded of its embedded server in the data directory, once it has."""
+    path = Path(serve.env["MESSAGER_DATA_DIR"]) / "embedded.json"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            recorded = json.loads(path.read_text())
+            assert recorded["owner_pid"] == serve.pid, recorded
+            return recorded
+        if serve.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"serve {serve.name} recorded no embedded server:\n{serve.output()}")
+        time.sleep(0.02)
+
+
+async def import_in_process(uri: str) -> tuple[dict[str, Any], str, str]:
+    """The spec's directory imported straight into the database at `uri`, and tokens for alice
+    and bob (quicker than `messager import` and `messager token`, which the two-serve test
+    runs)."""
+    client = connect(uri)
+    try:
+        ids = await import_directory(database_of(client), SPEC_DIRECTORY)
+    finally:
+        await client.close()
+    tokens = TokenService(Settings(jwt_secret=JWT_SECRET))
+    users = ids["users"]
+    return ids, tokens.issue(users["alice"]), tokens.issue(users["bob"])
+
+
+def conversation_input(ids: dict[str, Any], subject: str) -> dict[str, Any]:
+    """alice's conversation about the bakery with bob."""
+    return {
+        "input": {
+            "type": "COMPANY",
+            "companyId": ids["companies"]["bakery"],
+            "participantIds": [ids["users"]["bob"]],
+            "subject": subject,
+            "body": "<p>Opening</p>",
+        }
+    }
+
+
+# -- Talking to a server --------------------------------------------------------------------------
+
+
+async def gql(
+    session: aiohttp.ClientSession, serve: Serve, token: str, query: str, variables: Any = None
+) -> dict[str, Any]:
+    async with session.post(
+        f"{serve.url}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=WAIT),
+    ) as response:
+        body = await response.json()
+    assert response.status == 200 and not body.get("errors"), body
+    return body["data"]
+
+
+def gql_on_fresh_connection(
+    port: int, token: str, query: str, variables: Any, workers: list[int]
+) -> tuple[dict[str, Any], int]:
+    """One request on a new connection; answers its `data` and the worker that accepted it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+    try:
+        connection.request(
+            "POST",
+            "/graphql",
+            body=json.dumps({"query": query, "variables": variables or {}}),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 200 and not body.get("errors"), body
+        # Still open (keep-alive): the worker that accepted it still holds its server side.
+        client_port = connection.sock.getsockname()[1]
+        return body["data"], accepted_by(port, client_port, workers)
+    finally:
+        connection.close()
+
+
+def accepted_by(port: int, client_port: int, workers: list[int]) -> int:
+    deadline = time.monotonic() + WAIT
+    while (worker := acceptor(port, client_port, workers)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no worker of {workers} holds the connection from port {client_port}")
+        time.sleep(0.02)
+    return worker
+
+
+class Subscriber:
+    """One `graphql-transport-ws` connection, authenticated in `connection_init`."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, session: aiohttp.ClientSession, url: str, token: str) -> Subscriber:
+        ws = await asyncio.wait_for(
+            session.ws_connect(
+                url,
+                protocols=[GRAPHQL_TRANSPORT_WS],
+                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
+            ),
+            WAIT,
+        )
+        assert ws.protocol == GRAPHQL_TRANSPORT_WS
+        await ws.send_json(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        )
+        ack = await ws.receive_json(timeout=WAIT)
+        assert ack["type"] == "connection_ack", ack
+        return cls(ws)
+
+    @property
+    def client_port(self) -> int:
+        return self.ws.get_extra_info("sockname")[1]
+
+    def _queue(self, operation: str) -> asyncio.Queue[dict[str, Any]]:
+        return self.queues.setdefault(operation, asyncio.Queue())
+
+    async def _read(self) -> None:
+        async for frame in self.ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                break
+            message = json.loads(frame.data)
+            if message["type"] == "ping":
+                await self.ws.send_json({"type": "pong"})
+            elif "id" in message:
+                self._queue(message["id"]).put_nowait(message)
+        for queue in self.queues.values():
+            queue.put_nowait({"type": "closed", "code": self.ws.close_code})
+
+    async def subscribe(self, operation: str, query: str, variables: Any = None) -> None:
+        self._queue(operation)
+        await self.ws.send_json(
+            {
+                "id": operation,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables or {}},
+            }
+        )
+
+    async def next(self, operation: str, within: float = WAIT) -> dict[str, Any] | None:
+        """The data of the operation's next event; None when none comes `within` seconds."""
+        try:
+            message = await asyncio.wait_for(self._queue(operation).get(), within)
+        except TimeoutError:
+            return None
+        assert message["type"] == "next" and not message["payload"].get("errors"), message
+        return message["payload"]["data"]
+
+    async def closed_by_server(self, within: float = WAIT) -> int | None:
+        """The close code once the server has closed the connection (1006: dropped without a
+        close frame); None if it is still open after `within` seconds."""
+        done, _ = await asyncio.wait([self.reader], timeout=within)
+        return self.ws.close_code if done else None
+
+    async def close(self) -> None:
+        await self.ws.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.reader, WAIT)
+
+
+# -- Two serves on one data directory -------------------------------------------------------------
+
+
+async def test_a_message_sent_through_one_serve_reaches_a_subscriber_of_another(tmp_path):
+    data_dir = tmp_path / "data"
+    env = cli_env(data_dir, mongodb_uri=None)
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(serving(env=env, log_dir=tmp_path, name="a", port=free_port()))
+        # a records its embedded server before it loads the app: b can start from there.
+        recorded = await asyncio.to_thread(wait_for_record, a)
+        b = stack.enter_context(serving(env=env, log_dir=tmp_path, name="b", port=free_port()))
+        await a.until_healthy()
+        (ids, alice, bob), _ = await asyncio.gather(
+            import_and_sign_in(env, tmp_path), b.until_healthy()
+        )
+        # b works on a's embedded server (it started none), and both watch change streams.
+        assert "embedded database listening" not in b.output()
+        assert b.descendants() == []
+        assert json.loads((data_dir / "embedded.json").read_text()) == recorded
+        for serve in (a, b):
+            assert "offers no change streams" not in serve.output(), serve.output()
+
+        async with aiohttp.ClientSession() as session:
+            created = await gql(session, a, alice, CREATE, conversation_input(ids, "Two serves"))
+            conversation_id = created["createConversation"]["id"]
+            opening = created["createConversation"]["messages"]["edges"][0]
+
+            async def send(body: str) -> dict[str, Any]:
+                message = {"conversationId": conversation_id, "body": body}
+                return (await gql(session, a, alice, SEND, {"input": message}))["sendMessage"]
+
+            subscriber = await Subscriber.connect(session, f"ws://127.0.0.1:{b.port}/graphql", bob)
+            try:
+                # messageAdded replays from `after` (nothing missed); notificationAdded has no
+                # replay, so messages go until it is live: the first notification proves it.
+                await subscriber.subscribe(
+                    "messages",
+                    MESSAGE_ADDED,
+                    {"conversationId": conversation_id, "after": opening["cursor"]},
+                )
+                await subscriber.subscribe("notifications", NOTIFICATION_ADDED)
+                sent = []
+                for attempt in range(10):
+                    sent.append(await send(f"<p>Warm-up {attempt}</p>"))
+                    notified = await subscriber.next("notifications", within=2.0)
+                    if notified is not None:
+                        break
+                else:
+                    pytest.fail("no notificationAdded reached b in 10 messages sent through a")
+                notifications = [notified]
+                messages = []
+                for _ in sent:  # replayed or live: messageAdded is live once they are in
+                    added = await subscriber.next("messages")
+                    assert added is not None, f"only {messages} of {sent} reached b"
+                    messages.append(added["messageAdded"])
+
+                # Both subscriptions are live: this message reaches b as a live event.
+                final = await send("<p>Sent through <em>a</em>, received on <em>b</em></p>")
+                sent.append(final)
+                added = await subscriber.next("messages")
+                assert added is not None, f"{final} did not reach b"
+                messages.append(added["messageAdded"])
+                while notifications[-1]["notificationAdded"]["message"]["id"] != final["id"]:
+                    notified = await subscriber.next("notifications")
+                    assert notified is not None, f"no notification of {final} on b"
+                    notifications.append(notified)
+            finally:
+                await subscriber.close()
+
+    assert messages == [{**message, "author": {"name": "Alice Roy"}} for message in sent]
+    # In order and without duplicates from the first one b saw (the opening message's
+    # notification may be the first, when it is written after the subscription started).
+    all_ids = [opening["node"]["id"], *(message["id"] for message in sent)]
+    notified_ids = [n["notificationAdded"]["message"]["id"] for n in notifications]
+    assert notified_ids[0] in all_ids, notifications
+    assert notified_ids == all_ids[all_ids.index(notified_ids[0]) :]
+    assert notifications[-1] == {
+        "notificationAdded": {
+            "conversation": {"id": conversation_id},
+            "message": final,
+            "readAt": None,
+        }
+    }
+
+
+# -- serve --workers 2 ----------------------------------------------------------------------------
+
+
+def wait_for_workers(serve: Serve, count: int) -> list[int]:
+    """The processes below `serve` that listen on its port, once there are `count` of them."""
+    deadline = time.monotonic() + WAIT * 3
+    while True:
+        found = listeners(serve.port, serve.descendants())
+        if len(found) >= count:
+            return sorted(found)
+        if serve.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(
+                f"{len(found)} of {count} workers listen on {serve.port}:\n{serve.output()}"
+            )
+        time.sleep(0.05)
+
+
+async def test_workers_share_one_port_and_every_workers_subscribers_get_every_message(tmp_path):
+    data_dir = tmp_path / "data"
+    env = cli_env(data_dir, mongodb_uri=None)
+    port = free_port()
+    with serving("--workers", "2", env=env, log_dir=tmp_path, name="workers", port=port) as serve:
+        recorded = await asyncio.to_thread(wait_for_record, serve)
+        (ids, alice, bob), workers = await asyncio.gather(
+            import_in_process(recorded["uri"]), asyncio.to_thread(wait_for_workers, serve, 2)
+        )
+        await serve.until_healthy()
+        assert [parent_of(worker) for worker in workers] == [serve.pid, serve.pid]
+        assert listeners(port, [serve.pid]) == []  # the parent only supervises
+        everyone = serve.descendants()  # workers, embedded server, multiprocessing's tracker
+        embedded = json.loads((data_dir / "embedded.json").read_text())
+        assert embedded["owner_pid"] == serve.pid and embedded["server_pid"] in everyone
+
+        # Fresh connections are spread over both workers, and each answers.
+        answered_by = []
+        for _ in range(20):
+            data, worker = await asyncio.to_thread(
+                gql_on_fresh_connection, port, bob, VIEWER, None, workers
+            )
+            assert data == {"viewer": {"email": "bob@bakery.test"}}
+            answered_by.append(worker)
+        assert set(answered_by) == set(workers), answered_by
+
+        created, _ = await asyncio.to_thread(
+            gql_on_fresh_connection,
+            port,
+            alice,
+            CREATE,
+            conversation_input(ids, "Workers"),
+            workers,
+        )
+        conversation_id = created["createConversation"]["id"]
+        after = created["createConversation"]["messages"]["edges"][0]["cursor"]
+
+        async def send(number: int) -> tuple[dict[str, Any], int]:
+            message = {"conversationId": conversation_id, "body": f"<p>Message {number}</p>"}
+            data, worker = await asyncio.to_thread(
+                gql_on_fresh_connection, port, alice, SEND, {"input": message}, workers
+            )
+            return {**data["sendMessage"], "author": {"name": "Alice Roy"}}, worker
+
+        async def receive(subscriber: Subscriber, worker: int, count: int) -> list[dict]:
+            received = []
+            for _ in range(count):
+                added = await subscriber.next("messages")
+                assert added is not None, f"a subscriber on worker {worker} got only {received}"
+                received.append(added["messageAdded"])
+            return received
+
+        # Subscribers until each worker has one, then messages until each worker took one: every
+        # subscriber must get every message, so events cross workers both ways.
+        subscribers: dict[int, list[Subscriber]] = {worker: [] for worker in workers}
+        sent: list[dict[str, Any]] = []
+        sent_through: set[int] = set()
+        async with aiohttp.ClientSession() as session:
+            try:
+                for _ in range(20):
+                    subscriber = await Subscriber.connect(
+                        session, f"ws://127.0.0.1:{port}/graphql", bob
+                    )
+                    worker = await asyncio.to_thread(
+                        accepted_by, port, subscriber.client_port, workers
+                    )
+                    subscribers[worker].append(subscriber)
+                    await subscriber.subscribe(
+                        "messages",
+                        MESSAGE_ADDED,
+                        {"conversationId": conversation_id, "after": after},
+                    )
+                    if all(subscribers.values()):
+                        break
+                assert all(subscribers.values()), {w: len(s) for w, s in subscribers.items()}
+                # Once a subscription has delivered a message (replayed from `after` or live),
+                # it is live: the messages after this one reach it as live events.
+                warm_up, _ = await send(0)
+                for worker, on_worker in subscribers.items():
+                    for subscriber in on_worker:
+                        assert await receive(subscriber, worker, 1) == [warm_up]
+                for number in range(1, 21):
+                    message, worker = await send(number)
+                    sent.append(message)
+                    sent_through.add(worker)
+                    if sent_through == set(workers):
+                        break
+                assert sent_through == set(workers)
+                for worker, on_worker in subscribers.items():
+                    for subscriber in on_worker:
+                        assert await receive(subscriber, worker, len(sent)) == sent
+            finally:
+                for subscriber in [s for on_worker in subscribers.values() for s in on_worker]:
+                    await subscriber.close()
+
+        # SIGTERM to the parent stops the workers and the embedded server, and exits 0.
+        serve.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(serve.process.wait, STOP_TIMEOUT)
+        assert code == 0, serve.output()
+        assert await asyncio.to_thread(wait_until_gone, everyone) == [], serve.output()
+        assert not (data_dir / "embedded.json").exists()
+
+
+def test_killed_serve_leaves_no_worker_behind(tmp_path, mongo_uri):
+    # Orphaned workers would keep the port (SO_REUSEPORT) and keep answering: on a dead
+    # database with the embedded server, which dies with the serve. MONGODB_URI (the session's
+    # server) spares this test an embedded server of its own.
+    env = cli_env(tmp_path / "data", mongo_uri)
+    port = free_port()
+    with serving("--workers", "2", env=env, log_dir=tmp_path, name="workers", port=port) as serve:
+        workers = wait_for_workers(serve, 2)
+        everyone = serve.descendants()
+        serve.process.send_signal(signal.SIGKILL)
+        serve.process.wait(timeout=STOP_TIMEOUT)
+        left = wait_until_gone(everyone, timeout=5.0)
+        # (`serving` kills what is left, orphans included.)
+    assert left == [], f"still running after the serve was killed: {left} (workers: {workers})"
+
+
+PROMPT_STOP = 6.0  # seconds for a stop that closes its WebSockets at once (the grace is 15)
+
+
+async def test_sigterm_closes_live_subscriptions_and_stops_promptly(tmp_path, mongo_uri):
+    env = cli_env(tmp_path / "data", mongo_uri)
+    with serving(env=env, log_dir=tmp_path, name="serve", port=free_port()) as serve:
+        ids, alice, bob = await import_in_process(mongo_uri)
+        await serve.until_healthy()
+        async with aiohttp.ClientSession() as session:
+            created = (await gql(session, serve, alice, CREATE, conversation_input(ids, "Stop")))[
+                "createConversation"
+            ]
+            opening = created["messages"]["edges"][0]
+            subscriber = await Subscriber.connect(
+                session, f"ws://127.0.0.1:{serve.port}/graphql", bob
+            )
+            try:
+                variables = {"conversationId": created["id"], "after": opening["cursor"]}
+                await subscriber.subscribe("messages", MESSAGE_ADDED, variables)
+                reply = {"conversationId": created["id"], "body": "<p>Before the stop</p>"}
+                await gql(session, serve, alice, SEND, {"input": reply})
+                assert await subscriber.next("messages") is not None  # live by now
+                started = time.monotonic()
+                serve.process.send_signal(signal.SIGTERM)
+                close_code = await subscriber.closed_by_server(within=PROMPT_STOP)
+                left = max(PROMPT_STOP - (time.monotonic() - started), 0.1)
+                try:
+                    exit_code = await asyncio.to_thread(serve.process.wait, left)
+                except subprocess.TimeoutExpired:
+                    exit_code = None
+            finally:
+                await subscriber.close()
+    assert close_code in (1001, 1012), f"the subscriber's connection: close code {close_code}"
+    assert exit_code == 0, f"serve: exit {exit_code} {PROMPT_STOP:.0f} s after SIGTERM"
