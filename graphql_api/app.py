@@ -146,6 +146,11 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 context.services, authorization if isinstance(authorization, str) else None
             )
         except ApiError as error:
+            # The protocol's "unauthorized" code (4401), not Strawberry's 4403: clients such as
+            # graphql-ws retry a 4403 but stop at 4401, which is right for a bad token.
+            if isinstance(context.response, web.WebSocketResponse):
+                reason = f"Unauthorized: {error.message}"[:120]
+                await context.response.close(code=4401, message=reason.encode())
             raise ConnectionRejectionError(
                 {"message": error.message, "code": error.code}
             ) from error

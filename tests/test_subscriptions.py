@@ -444,7 +444,7 @@ async def test_inbox_updated_resumes_once_the_favorite_is_added_back(api):
 
 
 @pytest.mark.parametrize("credential", ["none", "bad", "expired", "unknown user"])
-async def test_connection_init_without_a_valid_token_is_closed_with_4403(api, credential):
+async def test_connection_init_without_a_valid_token_is_closed_with_4401(api, credential):
     authorization = {
         "none": None,
         "bad": "Bearer not-a-token",
@@ -454,7 +454,7 @@ async def test_connection_init_without_a_valid_token_is_closed_with_4403(api, cr
     client = await GraphQLWs.open(api.http)
     try:
         await client.init(authorization)
-        assert await close_code(client.ws) == 4403
+        assert await close_code(client.ws) == 4401
     finally:
         await client.close()
 

@@ -5,7 +5,7 @@
 // (or MESSAGER_WS_URL, MESSAGER_TOKEN, MESSAGER_CONVERSATION_ID, MESSAGER_COUNT, MESSAGER_AFTER;
 // MESSAGER_TIMEOUT_MS bounds the whole run, 20 s by default). Every line on stdout is one JSON
 // object: {"type": "connected"}, {"type": "next", "payload": <the payload as received>},
-// {"type": "closed", "code": 4403, "reason": "..."}, {"type": "error", ...}, {"type": "timeout"}.
+// {"type": "closed", "code": 4401, "reason": "..."}, {"type": "error", ...}, {"type": "timeout"}.
 // Exit status: 0 after COUNT payloads; 1 on an error (a close included: retries are off, so a
 // refused connection is reported instead of retried); 2 on timeout; 3 if the server completed the
 // subscription first; 64 on bad arguments.
