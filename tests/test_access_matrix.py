@@ -16,10 +16,9 @@ from __future__ import annotations
 from itertools import product
 
 import pytest
-import pytest_asyncio
 from bson import ObjectId
 
-from tests.conversation_helpers import (
+from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixtures)
     ADD_FAVORITE,
     CONVERSATION,
     MARK_READ,
@@ -28,37 +27,23 @@ from tests.conversation_helpers import (
     SEND,
     access_paths,
     all_paths,
+    api,
     company_id,
     create,
+    db,
     inbox_ids,
     insert_user,
     read_single,
     reply_outcome,
     set_companies,
     set_favorites,
+    shared,
     shared_app,
     single_error,
     user_id,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(mongo_server, tmp_path_factory):
-    """One app for the module; every test gets fresh firms (see conversation_helpers)."""
-    async with shared_app(mongo_server, tmp_path_factory.mktemp("shared")) as app:
-        yield app
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(shared):
-    return await shared.fresh_api()
-
-
-@pytest.fixture
-def db(shared):
-    return shared.db
 
 
 TYPES = ("COMPANY", "CONFIDENTIAL", "PRIVATE")

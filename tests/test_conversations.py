@@ -14,45 +14,31 @@ import pytest
 import pytest_asyncio
 from bson import ObjectId
 
-from tests.conversation_helpers import (
+from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixtures)
     CONVERSATIONS,
     CREATE,
     ELIGIBLE,
     MARK_READ,
     SEND,
+    api,
     company_id,
     conversation_doc,
     create,
     create_input,
+    db,
     firm_filter,
     inbox_ids,
     inbox_subjects,
     insert_user,
     read_single,
     send,
+    shared,
     shared_app,
     single_error,
     user_id,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(mongo_server, tmp_path_factory):
-    """One app for the module; every test gets fresh firms (see conversation_helpers)."""
-    async with shared_app(mongo_server, tmp_path_factory.mktemp("shared")) as app:
-        yield app
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(shared):
-    return await shared.fresh_api()
-
-
-@pytest.fixture
-def db(shared):
-    return shared.db
 
 
 DETAIL = """

@@ -14,7 +14,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conversation_helpers import (
+from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixtures)
     CONVERSATION,
     CONVERSATIONS,
     CREATE,
@@ -22,34 +22,20 @@ from tests.conversation_helpers import (
     MARK_READ,
     NOT_FOUND_CONVERSATION,
     SEND,
+    api,
     company_id,
     create,
     create_input,
+    db,
     firm_filter,
     insert_user,
     read_single,
+    shared,
     shared_app,
     single_error,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(mongo_server, tmp_path_factory):
-    """One app for the module; every test gets fresh firms (see conversation_helpers)."""
-    async with shared_app(mongo_server, tmp_path_factory.mktemp("shared")) as app:
-        yield app
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(shared):
-    return await shared.fresh_api()
-
-
-@pytest.fixture
-def db(shared):
-    return shared.db
 
 
 ALLOWED_TAGS = {
