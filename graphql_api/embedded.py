@@ -53,10 +53,16 @@ def ping(uri: str, timeout: float = 0.5) -> bool:
         client.close()
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (a no-op elsewhere)."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `signum` to this process when its parent dies (a no-op elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def _kill_with_parent() -> None:
+    # SIGKILL: nx-27017 sometimes never finishes a SIGTERM shutdown, and SQLite's WAL makes an
+    # abrupt stop safe; this only fires when `serve` itself died abruptly.
+    die_with_parent(signal.SIGKILL)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -108,7 +114,7 @@ class EmbeddedServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_kill_with_parent if sys.platform == "linux" else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
