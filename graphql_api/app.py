@@ -39,6 +39,7 @@ from graphql_api.keys import (
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
+from graphql_api.shutdown import bounded
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("could not prepare the database at start-up: %s", exc)
     app[SERVICES] = Services.build(settings, client, db)
     yield
-    await client.close()
+    await bounded(client.close(), "closing the database client")
 
 
 def init_app(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,6 +10,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from graphql_api.keys import SERVICES, SETTINGS
+from graphql_api.shutdown import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,4 @@ async def _remove_expired_forever(app: web.Application) -> None:
 async def attachment_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(_remove_expired_forever(app), name="attachment-cleanup")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task, "the attachment cleanup task")

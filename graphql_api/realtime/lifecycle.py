@@ -13,6 +13,7 @@ from pymongo.errors import PyMongoError
 from graphql_api.database import connect, database_of
 from graphql_api.keys import SERVICES
 from graphql_api.realtime.sources import ChangeStreamSource, change_streams_supported
+from graphql_api.shutdown import bounded, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,8 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     outbox = asyncio.create_task(_complete_fanouts_forever(app), name="notification-outbox")
     yield
-    outbox.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await outbox
+    await cancel_and_wait(outbox, "the notification outbox task")
     if source is not None:
         await source.stop()
     if watcher_client is not None:
-        await watcher_client.close()
+        await bounded(watcher_client.close(), "closing the change-stream client")
