@@ -7,9 +7,10 @@ so subscriptions build fresh loaders per operation (`Context.fresh_loaders`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
 
 from pymongo.errors import PyMongoError
 from strawberry.dataloader import DataLoader
@@ -21,6 +22,7 @@ from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unau
 from graphql_api.ids import try_parse_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -29,54 +31,62 @@ if TYPE_CHECKING:
     from graphql_api.services import Services
 
 
-@dataclass
-class Loaders:
-    """Batch loaders of one operation; they answer None for ids that do not exist."""
+def _by_id(
+    fetch: Callable[[list[str]], Awaitable[dict[str, T]]],
+) -> Callable[[list[str]], Awaitable[list[T | None]]]:
+    """A batch function answering, in key order, what `fetch` found (None for the rest)."""
 
-    users: DataLoader[str, User | None]
-    companies: DataLoader[str, Company | None]
-    conversations: DataLoader[str, Conversation | None]
-    messages: DataLoader[str, Message | None]
-    attachments: DataLoader[str, Attachment | None]
-    unread_counts: DataLoader[Conversation, int]
-    """Unread counts of the viewer, one aggregate for all conversations of the operation."""
+    async def load(ids: list[str]) -> list[T | None]:
+        found = await fetch(ids)
+        return [found.get(i) for i in ids]
+
+    return load
+
+
+class Loaders:
+    """Batch loaders of one operation; they answer None for ids that do not exist.
+
+    Each loader is built on first use: a subscription takes fresh loaders for every event it
+    delivers, and most events need one or two of them.
+    """
+
+    def __init__(self, services: Services, viewer: Callable[[], User]) -> None:
+        self._services = services
+        self._viewer = viewer
 
     @classmethod
     def build(cls, services: Services, viewer: Callable[[], User]) -> Loaders:
-        directory = services.directory
-        conversations = services.conversations
+        return cls(services, viewer)
 
-        async def load_users(ids: list[str]) -> list[User | None]:
-            found = await directory.users_by_ids(ids)
-            return [found.get(i) for i in ids]
+    @cached_property
+    def users(self) -> DataLoader[str, User | None]:
+        return DataLoader(_by_id(self._services.directory.users_by_ids))
 
-        async def load_companies(ids: list[str]) -> list[Company | None]:
-            found = await directory.companies_by_ids(ids)
-            return [found.get(i) for i in ids]
+    @cached_property
+    def companies(self) -> DataLoader[str, Company | None]:
+        return DataLoader(_by_id(self._services.directory.companies_by_ids))
 
-        async def load_conversations(ids: list[str]) -> list[Conversation | None]:
-            found = await conversations.conversations_by_ids(ids)
-            return [found.get(i) for i in ids]
+    @cached_property
+    def conversations(self) -> DataLoader[str, Conversation | None]:
+        return DataLoader(_by_id(self._services.conversations.conversations_by_ids))
 
-        async def load_messages(ids: list[str]) -> list[Message | None]:
-            found = await conversations.messages_by_ids(ids)
-            return [found.get(i) for i in ids]
+    @cached_property
+    def messages(self) -> DataLoader[str, Message | None]:
+        return DataLoader(_by_id(self._services.conversations.messages_by_ids))
 
-        async def load_attachments(ids: list[str]) -> list[Attachment | None]:
-            found = await services.attachments.by_ids(ids)
-            return [found.get(i) for i in ids]
+    @cached_property
+    def attachments(self) -> DataLoader[str, Attachment | None]:
+        return DataLoader(_by_id(self._services.attachments.by_ids))
 
-        async def load_unread_counts(items: list[Conversation]) -> list[int]:
-            return await conversations.unread_counts(viewer(), items)
+    @cached_property
+    def unread_counts(self) -> DataLoader[Conversation, int]:
+        """Unread counts of the viewer, one aggregate for all conversations of the operation."""
+        conversations = self._services.conversations
 
-        return cls(
-            users=DataLoader(load_users),
-            companies=DataLoader(load_companies),
-            conversations=DataLoader(load_conversations),
-            messages=DataLoader(load_messages),
-            attachments=DataLoader(load_attachments),
-            unread_counts=DataLoader(load_unread_counts, cache_key_fn=lambda c: c.id),
-        )
+        async def load(items: list[Conversation]) -> list[int]:
+            return await conversations.unread_counts(self._viewer(), items)
+
+        return DataLoader(load, cache_key_fn=lambda c: c.id)
 
 
 @dataclass
