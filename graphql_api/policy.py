@@ -18,6 +18,8 @@ Favorites are read from the viewer as loaded for this request, so changes take e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User, UserKind
@@ -42,6 +44,16 @@ def can_read(viewer: User, conversation: Conversation) -> bool:
         conversation.type is ConversationKind.COMPANY
         and conversation.client_visible
         and company in viewer.company_ids
+    )
+
+
+def is_client_visible(
+    kind: ConversationKind, company_id: str | None, participants: Iterable[User]
+) -> bool:
+    """Whether a COMPANY conversation is client-visible: decided once, when its participants are
+    designated, from whether one of them is a client with the company in its favorites."""
+    return kind is ConversationKind.COMPANY and any(
+        user.is_client and company_id in user.favorite_company_ids for user in participants
     )
 
 

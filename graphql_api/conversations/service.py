@@ -39,6 +39,7 @@ from graphql_api.policy import (
     can_read,
     eligible_participants_filter,
     fetch_readable,
+    is_client_visible,
     readable_filter,
 )
 from graphql_api.ratelimit import RateLimiter
@@ -129,10 +130,7 @@ class Conversations:
                 )
 
         participants = await self._eligible_users(viewer, kind, company_oid, others)
-        client_visible = kind is ConversationKind.COMPANY and any(
-            user.is_client and company_oid in user.favorite_company_ids
-            for user in [viewer, *participants]
-        )
+        client_visible = is_client_visible(kind, company_oid, [viewer, *participants])
         now = _now()
         conversation_id, message_id = new_id(), new_id()
         recipients = list(others)
