@@ -9,7 +9,8 @@ script imports a directory (one firm, one company, a practitioner author, a clie
 and `--readers` practitioners who have the company in their favorites and so may read its
 conversations), creates one COMPANY conversation, then opens `--subscribers` WebSocket
 connections (graphql-transport-ws, token in `connection_init`), each subscribed to
-`messageAdded(conversationId) { id bodyText }`; subscriber i is reader i mod `--readers`.
+`messageAdded(conversationId) { id body bodyText createdAt author { id name } }`; subscriber i
+is reader i mod `--readers`.
 
 Memory: the summed VmRSS of the serving processes (`serve`, or its N workers) is the median of
 1 s of samples before the subscribers connect and again once every subscriber has received one
@@ -62,7 +63,11 @@ from bench.common import (
     running_server,
 )
 
-SUBSCRIBE = "subscription Bench($id: ID!) { messageAdded(conversationId: $id) { id bodyText } }"
+# What a chat client subscribes to: the text, its time and who wrote it.
+SUBSCRIBE = (
+    "subscription Bench($id: ID!) { messageAdded(conversationId: $id) "
+    "{ id body bodyText createdAt author { id name } } }"
+)
 SEND = "mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 CREATE = (
     "mutation Create($input: CreateConversationInput!) { createConversation(input: $input) { id } }"

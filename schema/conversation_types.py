@@ -87,6 +87,11 @@ class AttachmentType:
 class MessageType:
     record: strawberry.Private[models.Message]
 
+    @property
+    def share_key(self) -> str:
+        """Names this message's event for `schema.shared_events` (messages never change)."""
+        return f"message:{self.record.id}"
+
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(self.record.id)

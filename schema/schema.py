@@ -12,6 +12,7 @@ from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.extensions import MaskUnexpectedErrors, StripSuggestions
 from schema.limits import limit_extensions
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
+from schema.shared_events import SharedEventExecutionContext
 
 Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery))
 Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation))
@@ -35,6 +36,7 @@ def build_schema(introspection: bool = True) -> MessagerSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=SharedEventExecutionContext,
         config=StrawberryConfig(disable_field_suggestions=not introspection),
     )
 

@@ -1,0 +1,147 @@
+"""A new message is executed once for all subscribers that see the same thing, and per viewer
+for whatever depends on the viewer (`schema/shared_events.py`).
+
+Real app, real sockets; a PyMongo command listener on the app's own client counts the lookups
+that delivering one message costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pymongo import monitoring
+
+from graphql_api.app import init_app
+from graphql_api.auth import TokenService
+from tests.conftest import Api
+from tests.test_attachments import uploaded
+from tests.test_subscriptions import bakery_conversation, connect, uid, wait_for_subscribers
+from tests.ws_client import next_message
+
+# Fragments and an inline fragment: the shared path must read selections written every way.
+CHAT_VIEW = """
+subscription($c: ID!) { messageAdded(conversationId: $c) { ...Line } }
+fragment Line on Message { id bodyText ... on Message { author { id name } } }
+"""
+WITH_LINKS = """
+subscription($c: ID!) { messageAdded(conversationId: $c) { id attachments { filename url } } }
+"""
+WITH_UNREAD = """
+subscription($c: ID!) { messageAdded(conversationId: $c) { id conversation { unreadCount } } }
+"""
+SEND = """mutation($input: SendMessageInput!) { sendMessage(input: $input) {
+  id author { name } } }"""
+
+
+class UserLookups(monitoring.CommandListener):
+    """Counts the `find` commands on the users collection."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "users":
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted_api(aiohttp_client: Any, settings, ids) -> tuple[Api, UserLookups]:
+    lookups = UserLookups()
+    http = await aiohttp_client(init_app(settings, mongo_listeners=[lookups]))
+    return Api(http=http, tokens=TokenService(settings), ids=ids), lookups
+
+
+async def test_a_message_reaching_many_subscribers_loads_its_author_once(counted_api):
+    api, lookups = counted_api
+    cid = await bakery_conversation(api)
+    readers = ["alice", "paul", "bob"] * 3  # nine sockets of the conversation's three readers
+    sockets = [await connect(api, user) for user in readers]
+    try:
+        operations = [await ws.subscribe(CHAT_VIEW, {"c": cid}) for ws in sockets]
+        await wait_for_subscribers(api, len(sockets))
+        await api.gql(
+            SEND, {"input": {"conversationId": cid, "body": "<p>Invoices</p>"}}, as_="bob"
+        )
+        lookups.count = 0  # what follows the answer is the delivery alone
+        answer = await api.gql(
+            SEND, {"input": {"conversationId": cid, "body": "<p>Receipts</p>"}}, as_="bob"
+        )
+        expected = {
+            "messageAdded": {
+                "id": answer["sendMessage"]["id"],
+                "bodyText": "Receipts",
+                "author": {"id": uid(api, "bob"), "name": answer["sendMessage"]["author"]["name"]},
+            }
+        }
+        for ws, operation in zip(sockets, operations, strict=True):
+            assert (await ws.receive())["payload"]["data"]["messageAdded"]["bodyText"] == "Invoices"
+            assert await ws.receive() == next_message(operation, expected)
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    # The sender's token (1) and the mutation's own `author` (1), then one lookup shared by the
+    # nine deliveries, where each subscriber used to load the author itself (9).
+    assert lookups.count == 3
+
+
+async def test_signed_download_links_stay_per_viewer(api):
+    cid = await bakery_conversation(api)
+    alice, paul = await connect(api, "alice"), await connect(api, "paul")
+    try:
+        operations = [await ws.subscribe(WITH_LINKS, {"c": cid}) for ws in (alice, paul)]
+        await wait_for_subscribers(api, 2)
+        attachment = await uploaded(api, "bob", b"ledger", filename="ledger.txt")
+        await api.gql(
+            SEND,
+            {
+                "input": {
+                    "conversationId": cid,
+                    "body": "<p>See file</p>",
+                    "attachmentIds": [attachment["id"]],
+                }
+            },
+            as_="bob",
+        )
+        links = []
+        for ws, operation in zip((alice, paul), operations, strict=True):
+            frame = await ws.receive()
+            assert frame["id"] == operation
+            (received,) = frame["payload"]["data"]["messageAdded"]["attachments"]
+            assert received["filename"] == "ledger.txt"
+            links.append(received["url"])
+    finally:
+        await alice.close()
+        await paul.close()
+    assert links[0] != links[1]
+    for link in links:  # each link works as a plain browser link for its own viewer
+        response = await api.http.session.get(link)
+        assert response.status == 200
+        assert await response.read() == b"ledger"
+
+
+async def test_unread_counts_in_a_delivery_are_each_viewers_own(api):
+    cid = await bakery_conversation(api)  # bob wrote the first message; paul has read nothing
+    bob, paul = await connect(api, "bob"), await connect(api, "paul")
+    try:
+        operations = [await ws.subscribe(WITH_UNREAD, {"c": cid}) for ws in (bob, paul)]
+        await wait_for_subscribers(api, 2)
+        answer = await api.gql(
+            SEND, {"input": {"conversationId": cid, "body": "<p>Reply</p>"}}, as_="bob"
+        )
+        message_id = answer["sendMessage"]["id"]
+        assert await bob.receive() == next_message(
+            operations[0], {"messageAdded": {"id": message_id, "conversation": {"unreadCount": 0}}}
+        )
+        assert await paul.receive() == next_message(
+            operations[1], {"messageAdded": {"id": message_id, "conversation": {"unreadCount": 2}}}
+        )
+    finally:
+        await bob.close()
+        await paul.close()
