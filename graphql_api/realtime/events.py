@@ -29,6 +29,11 @@ def user_topic(user_id: str) -> Topic:
     return ("user", user_id)
 
 
+def event_key(collection: str, document_id: str) -> str:
+    """The key under which the hub remembers an inserted document's event (dedupe)."""
+    return f"{collection}:{document_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class MessageAdded:
     message: Message
@@ -36,7 +41,7 @@ class MessageAdded:
     """The conversation as updated by this message (for the inbox), when known."""
 
     def key(self) -> str | None:
-        return f"message:{self.message.id}"
+        return event_key("messages", self.message.id)
 
     def topics(self) -> list[Topic]:
         topics = [conversation_topic(self.message.conversation_id)]
@@ -50,7 +55,7 @@ class ConversationCreated:
     conversation: Conversation
 
     def key(self) -> str | None:
-        return f"conversation:{self.conversation.id}"
+        return event_key("conversations", self.conversation.id)
 
     def topics(self) -> list[Topic]:
         return [firm_topic(self.conversation.firm_id)]
@@ -61,7 +66,7 @@ class NotificationAdded:
     notification: Notification
 
     def key(self) -> str | None:
-        return f"notification:{self.notification.id}"
+        return event_key("notifications", self.notification.id)
 
     def topics(self) -> list[Topic]:
         return [user_topic(self.notification.user_id)]

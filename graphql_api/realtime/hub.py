@@ -85,6 +85,14 @@ class EventHub:
                     delivered.add(id(subscriber))
                     subscriber.offer(event)
 
+    def has_seen(self, key: str) -> bool:
+        """Whether the event of this key was published here already (a change stream's copy of
+        this process's own write needs no re-read)."""
+        return key in self._seen
+
+    def has_listeners(self, topic: Topic) -> bool:
+        return topic in self._subscribers
+
     @property
     def subscriber_count(self) -> int:
         return len({id(s) for listeners in self._subscribers.values() for s in listeners})

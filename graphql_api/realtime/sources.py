@@ -8,8 +8,14 @@ publishing, so subscribers get exactly what is stored. Without change streams (a
 MongoDB) a warning at start says that other processes' events are not seen.
 
 The embedded server ignores `maxAwaitTimeMS` and answers every `getMore` at once (about 500 a
-second per stream, a quarter of a core each side), so an idle stream is polled every
-`IDLE_POLL_SECONDS` instead: that bounds the delay of events from other processes.
+second per stream, a quarter of a core each side), so an empty answer is followed by a pause:
+`BUSY_POLL_SECONDS` right after an event, doubling up to `IDLE_POLL_SECONDS` while nothing
+comes. Busy streams thus see another process's events within a few milliseconds, and idle ones
+cost little.
+
+Re-reading costs a query per event and per process, so it is skipped where it is useless: for
+this process's own writes (already published, the hub remembers their keys) and for
+notifications of users with no subscriber here.
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from graphql_api.realtime.events import (
     MessageAdded,
     NotificationAdded,
     UserChanged,
+    event_key,
+    user_topic,
 )
 from graphql_api.realtime.hub import EventHub
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_SECONDS = 1.0
+BUSY_POLL_SECONDS = 0.002
 IDLE_POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 2.0
 
@@ -101,11 +110,14 @@ class ChangeStreamSource:
             try:
                 async with await self.db[name].watch(pipeline, resume_after=resume_after) as stream:
                     self._mark_open()
+                    pause = IDLE_POLL_SECONDS
                     while True:
                         change = await stream.try_next()
                         if change is None:
-                            await asyncio.sleep(IDLE_POLL_SECONDS)
+                            await asyncio.sleep(pause)
+                            pause = min(pause * 2, IDLE_POLL_SECONDS)
                             continue
+                        pause = BUSY_POLL_SECONDS
                         resume_after = change.get("_id")
                         await self._publish(name, change, to_event)
             except asyncio.CancelledError:
@@ -127,6 +139,12 @@ class ChangeStreamSource:
         if name == "users":
             self.hub.publish(UserChanged(key))
             return
+        if self.hub.has_seen(event_key(name, key)):
+            return
+        if name == "notifications":
+            user_id = (change.get("fullDocument") or {}).get("user_id")
+            if user_id is not None and not self.hub.has_listeners(user_topic(str(user_id))):
+                return
         doc = await self.db[name].find_one({"_id": key})
         if doc is None:
             return
