@@ -26,7 +26,10 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 
 
 def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
+    from graphql_api import draining
     from graphql_api.app import init_app  # the server's imports are only for serving
+
+    draining.install()
 
     app = init_app(settings)
     # Long-lived objects (schema, modules) out of the collector's way, and fewer young-generation

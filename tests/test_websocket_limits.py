@@ -299,17 +299,6 @@ async def until_an_upload_is_in_progress(db) -> None:
 UPLOAD_FINISH = 5.0  # seconds for the last 11 bytes of an upload; the shutdown grace is 15
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason=(
-        "BUG: SIGTERM drops an upload whose body is still arriving: aiohttp's pre_shutdown "
-        "marks every connection closing and its data_received then discards the rest of the "
-        "body, so the handler waits for bytes that never come until the 15 s shutdown grace "
-        "(graphql_api/workers.py SHUTDOWN_GRACE_SECONDS) ends, is cancelled, and the client "
-        "gets 'Server disconnected' instead of 201"
-    ),
-)
 async def test_sigterm_finishes_an_upload_in_flight(tmp_path, mongo_uri, db, ids):
     """SIGTERM to `messager serve` while an upload is half sent and a client is connected: the
     client is told 1001 at once, the upload still completes (201), and serve exits 0."""
