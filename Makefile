@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: run test lint schema
+.PHONY: run test lint schema bench audit
 run: $(STAMP)
 	$(VENV)/bin/messager serve --demo
 
@@ -22,3 +22,13 @@ lint: $(STAMP)
 
 schema: $(STAMP)
 	$(VENV)/bin/messager export-schema
+
+# The benchmark suite (docs/benchmarks.md); several minutes, prints and writes bench/results/.
+bench: $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python -m bench.suite
+
+# Known vulnerabilities in the installed dependencies (docs/security.md, "Dependency audit").
+audit: $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[audit]'
+	$(VENV)/bin/pip-audit --local --strict --progress-spinner off
