@@ -14,8 +14,8 @@ comes. Busy streams thus see another process's events within a few milliseconds,
 cost little.
 
 Re-reading costs a query per event and per process, so it is skipped where it is useless: for
-this process's own writes (already published, the hub remembers their keys) and for
-notifications of users with no subscriber here.
+this process's own writes (already published, the hub remembers their keys) and for documents
+whose topics have no subscriber here (a bulk import would otherwise cost a query per document).
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ from graphql_api.realtime.events import (
     Event,
     MessageAdded,
     NotificationAdded,
+    Topic,
     UserChanged,
+    conversation_topic,
     event_key,
+    firm_topic,
     user_topic,
 )
 from graphql_api.realtime.hub import EventHub
@@ -76,6 +79,24 @@ _COLLECTIONS: dict[str, tuple[str, _Loader]] = {
     "notifications": ("insert", lambda doc: NotificationAdded(Notification.from_doc(doc))),
     "users": ("update", lambda doc: UserChanged(doc["_id"])),
 }
+
+
+def _topics_of(name: str, document: Document | None) -> list[Topic] | None:
+    """The topics an inserted document's event will go to, read from the change's plain string
+    fields (the embedded server mangles its dates, not its strings); None when unknown."""
+    try:
+        if name == "messages":
+            return [
+                conversation_topic(str(document["conversation_id"])),  # type: ignore[index]
+                firm_topic(str(document["firm_id"])),  # type: ignore[index]
+            ]
+        if name == "conversations":
+            return [firm_topic(str(document["firm_id"]))]  # type: ignore[index]
+        if name == "notifications":
+            return [user_topic(str(document["user_id"]))]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+    return None
 
 
 class ChangeStreamSource:
@@ -141,10 +162,9 @@ class ChangeStreamSource:
             return
         if self.hub.has_seen(event_key(name, key)):
             return
-        if name == "notifications":
-            user_id = (change.get("fullDocument") or {}).get("user_id")
-            if user_id is not None and not self.hub.has_listeners(user_topic(str(user_id))):
-                return
+        topics = _topics_of(name, change.get("fullDocument"))
+        if topics is not None and not any(self.hub.has_listeners(t) for t in topics):
+            return  # nobody here listens: a bulk import must not cost one query per document
         doc = await self.db[name].find_one({"_id": key})
         if doc is None:
             return
