@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from pymongo import DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations import validation
@@ -27,8 +27,9 @@ from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.directory.service import Directory, search_filter
 from graphql_api.errors import BadUserInput, NotFound
+from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id, new_id, parse_id
-from graphql_api.notifications.service import Notifications
+from graphql_api.notifications.service import DUPLICATE_KEY, Notifications
 from graphql_api.pagination import (
     before_in_activity_order,
     page_size,
@@ -95,6 +96,7 @@ class Conversations:
         self._key_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._read_mark_writes = GroupCommit(self._write_read_marks)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -583,14 +585,24 @@ class Conversations:
 
     async def _move_read_mark(self, user_id: str, conversation_id: str, seq: int) -> None:
         """Move the mark forward only: a late, older update never moves it back."""
-        try:
-            await self.db.read_marks.update_one(
+        await self._read_mark_writes.submit((user_id, conversation_id, seq))
+
+    async def _write_read_marks(self, marks: list[tuple[str, str, int]]) -> None:
+        updates = [
+            UpdateOne(
                 {"_id": read_mark_id(user_id, conversation_id), "seq": {"$lt": seq}},
                 {"$set": {"seq": seq, "user_id": user_id, "conversation_id": conversation_id}},
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass  # the mark is already at or past seq
+            for user_id, conversation_id, seq in marks
+        ]
+        try:
+            await self.db.read_marks.bulk_write(updates, ordered=False)
+        except BulkWriteError as exc:
+            # A duplicate key is a mark already at or past its seq (the filter did not match,
+            # so the upsert tried to insert it again).
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
 
     async def _scan_unread(
         self, viewer: User, query: Document, order: list[tuple[str, int]], wanted: int

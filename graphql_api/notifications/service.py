@@ -19,6 +19,7 @@ from graphql_api.conversations.models import Message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.errors import BadUserInput
+from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id
 from graphql_api.notifications.models import Notification, notification_id
 from graphql_api.pagination import page_size, parse_notification_cursor
@@ -49,18 +50,30 @@ def notification_docs(message: Message, recipients: Iterable[str]) -> list[Docum
 class Notifications:
     def __init__(self, db: Db) -> None:
         self.db = db
+        # Concurrent messages' notifications, and their outbox flags, are written together.
+        self._inserts: GroupCommit[list[Document]] = GroupCommit(self._insert)
+        self._clears: GroupCommit[str] = GroupCommit(self._clear_outboxes)
 
     async def fan_out(self, message: Message, recipients: list[str]) -> list[Notification]:
         """Write one notification per recipient, then clear the message's outbox flag."""
         docs = notification_docs(message, recipients)
         if docs:
-            try:
-                await self.db.notifications.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:  # already written by an earlier attempt
-                if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                    raise
-        await self.db.messages.update_one({"_id": message.id}, {"$set": {"fanout": "done"}})
+            await self._inserts.submit(docs)
+        await self._clears.submit(message.id)
         return [Notification.from_doc(doc) for doc in docs]
+
+    async def _insert(self, batches: list[list[Document]]) -> None:
+        docs = [doc for batch in batches for doc in batch]
+        try:
+            await self.db.notifications.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # already written by an earlier attempt
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
+
+    async def _clear_outboxes(self, message_ids: list[str]) -> None:
+        await self.db.messages.update_many(
+            {"_id": {"$in": message_ids}}, {"$set": {"fanout": "done"}}
+        )
 
     async def complete_pending_fanouts(self, now_ms: int | None = None) -> int:
         """Finish the fan-outs of messages stored by a process that died before finishing."""
