@@ -62,16 +62,6 @@ def parse_activity_cursor(cursor: str, name: str, kind: str = "c") -> tuple[int,
     return int(millis), item_id
 
 
-def before_in_activity_order(at: int, item_id: str, time_field: str) -> dict[str, object]:
-    """The filter for items after a cursor in (time desc, id desc) order."""
-    return {
-        "$or": [
-            {time_field: {"$lt": at}},
-            {time_field: at, "_id": {"$lt": item_id}},
-        ]
-    }
-
-
 def notification_cursor(unread: bool, notification_id: str) -> str:
     return _encode("n", f"{int(unread)}|{notification_id}")
 

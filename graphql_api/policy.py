@@ -1,10 +1,11 @@
 """The one access policy (SPEC §3): who may read (and so reply to) a conversation, and who may be
 designated as a participant.
 
-Every path that reads a conversation comes here: the inbox list uses `readable_filter` (a MongoDB
-filter), single reads and replies use `fetch_readable` (fetch, check, and the same NOT_FOUND for
-missing and forbidden), subscriptions and downloads call `can_read` per event and per request. A
-property test proves `readable_filter` and `can_read` agree on generated users and conversations.
+Every path that reads a conversation comes here: the inbox list uses `readable_branches` (MongoDB
+filters whose union is `readable_filter`), single reads and replies use `fetch_readable` (fetch,
+check, and the same NOT_FOUND for missing and forbidden), subscriptions and downloads call
+`can_read` per event and per request. A property test proves `readable_filter` and `can_read`
+agree on generated users and conversations.
 
 The rule, per conversation type, for a viewer of the conversation's firm:
 - participants may read, except that a client reads a company conversation (COMPANY or
@@ -57,27 +58,42 @@ def is_client_visible(
     )
 
 
-def readable_filter(viewer: User) -> Document:
-    """A MongoDB filter selecting exactly the conversations `can_read` allows."""
-    favorites = sorted(viewer.favorite_company_ids)
+def readable_branches(viewer: User) -> list[Document]:
+    """MongoDB filters whose union selects exactly the conversations `can_read` allows.
+
+    Each branch is one index-friendly query (see `INDEXES`, `inbox_participant` and
+    `inbox_company`), so the inbox runs them apart and merges them in order: the embedded
+    server evaluates a top-level `$or` document by document in Python. Scalar equalities are
+    written as `$eq`: the embedded server then compares the column alone, where an implicit
+    equality also searches inside arrays and so never uses an index (docs/embedded.md).
+    `participant_ids` is an array and keeps the implicit "contains" equality.
+    """
+    firm = {"firm_id": {"$eq": viewer.firm_id}}
     company_kinds = [kind.value for kind in COMPANY_KINDS]
     if viewer.is_practitioner:
-        branches: list[Document] = [
-            {"participant_ids": viewer.id},
-            {"type": {"$in": company_kinds}, "company_id": {"$in": favorites}},
-        ]
-    else:
-        own = sorted(viewer.company_ids)
-        branches = [
-            {"participant_ids": viewer.id, "type": ConversationKind.PRIVATE.value},
-            {"participant_ids": viewer.id, "company_id": {"$in": own}},
+        return [
+            {**firm, "participant_ids": viewer.id},
             {
-                "type": ConversationKind.COMPANY.value,
-                "client_visible": True,
-                "company_id": {"$in": sorted(viewer.favorite_company_ids & viewer.company_ids)},
+                **firm,
+                "type": {"$in": company_kinds},
+                "company_id": {"$in": sorted(viewer.favorite_company_ids)},
             },
         ]
-    return {"firm_id": viewer.firm_id, "$or": branches}
+    return [
+        {**firm, "participant_ids": viewer.id, "type": {"$eq": ConversationKind.PRIVATE.value}},
+        {**firm, "participant_ids": viewer.id, "company_id": {"$in": sorted(viewer.company_ids)}},
+        {
+            **firm,
+            "type": {"$eq": ConversationKind.COMPANY.value},
+            "client_visible": {"$eq": True},
+            "company_id": {"$in": sorted(viewer.favorite_company_ids & viewer.company_ids)},
+        },
+    ]
+
+
+def readable_filter(viewer: User) -> Document:
+    """A MongoDB filter selecting exactly the conversations `can_read` allows."""
+    return {"$or": readable_branches(viewer)}
 
 
 async def fetch_readable(db: Db, viewer: User, conversation_id: object) -> Conversation:

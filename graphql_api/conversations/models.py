@@ -41,6 +41,8 @@ class Conversation:
     last_message_id: str | None
     message_count: int
     client_visible: bool
+    skipped_seqs: tuple[int, ...] = ()
+    """Numbers taken by a reply whose write then failed: no message has them."""
 
     @property
     def last_message_at(self) -> datetime:
@@ -61,6 +63,7 @@ class Conversation:
             last_message_id=doc.get("last_message_id"),
             message_count=int(doc.get("message_count", 0)),
             client_visible=bool(doc.get("client_visible", False)),
+            skipped_seqs=tuple(int(s) for s in doc.get("skipped_seqs", ())),
         )
 
 

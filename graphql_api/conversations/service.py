@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations import validation
+from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
@@ -31,7 +32,6 @@ from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id, new_id, parse_id
 from graphql_api.notifications.service import DUPLICATE_KEY, Notifications
 from graphql_api.pagination import (
-    before_in_activity_order,
     page_size,
     parse_activity_cursor,
     parse_message_cursor,
@@ -41,7 +41,6 @@ from graphql_api.policy import (
     eligible_participants_filter,
     fetch_readable,
     is_client_visible,
-    readable_filter,
 )
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
@@ -204,7 +203,8 @@ class Conversations:
             if existing is not None:
                 return self._same_conversation(existing, conversation)
             if await self.db.conversations.find_one(
-                {"created_by": viewer.id, "client_message_id": client_message_id}, {"_id": 1}
+                {"created_by": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}},
+                {"_id": 1},
             ):
                 raise BadUserInput(
                     "clientMessageId was already used for a new conversation",
@@ -264,6 +264,9 @@ class Conversations:
             # A retry on another process stored it first: our `seq` stays unused (history
             # tolerates gaps), and the conversation must not name a message never stored.
             await self.attachments.release(message_id)
+            await self.db.conversations.update_one(
+                {"_id": conversation.id}, {"$push": {"skipped_seqs": seq}}
+            )
             await self._repair_last_message(conversation.id, message_id)
             existing = await self._message_by_client_id(viewer, client_message_id or "")
             if existing is None:
@@ -317,21 +320,16 @@ class Conversations:
     ) -> Page[Conversation]:
         """Readable conversations by last activity, newest first."""
         size = page_size(first, "first")
-        clauses: list[Document] = [readable_filter(viewer)]
+        narrowing: Document = {}
         if kind is not None:
-            clauses.append({"type": kind.value})
+            narrowing["type"] = {"$eq": kind.value}
         if company_id is not None:
-            clauses.append({"company_id": parse_id(company_id, "company")})
-        if after is not None:
-            at, last_id = parse_activity_cursor(after, "after")
-            clauses.append(before_in_activity_order(at, last_id, "last_activity_ms"))
-        query = {"$and": clauses}
-        order = [("last_activity_ms", DESCENDING), ("_id", DESCENDING)]
+            narrowing["company_id"] = {"$eq": parse_id(company_id, "company")}
+        cursor = parse_activity_cursor(after, "after") if after is not None else None
         if not unread_only:
-            docs = await self.db.conversations.find(query).sort(order).limit(size + 1).to_list()
-            items = [Conversation.from_doc(doc) for doc in docs]
+            items = await readable_in_activity_order(self.db, viewer, narrowing, cursor, size + 1)
         else:
-            items = await self._scan_unread(viewer, query, order, size + 1)
+            items = await self._scan_unread(viewer, narrowing, cursor, size + 1)
         return Page(
             items=items[:size], has_next_page=len(items) > size, has_previous_page=after is not None
         )
@@ -353,7 +351,7 @@ class Conversations:
             seq_range["$gt"] = parse_message_cursor(after, "after")
         if before is not None:
             seq_range["$lt"] = parse_message_cursor(before, "before")
-        query: Document = {"conversation_id": conversation.id}
+        query: Document = {"conversation_id": {"$eq": conversation.id}}
         if seq_range:
             query["seq"] = seq_range
         forward = first is not None or (after is not None and last is None)
@@ -395,26 +393,17 @@ class Conversations:
 
     async def unread_counts(self, viewer: User, conversations: list[Conversation]) -> list[int]:
         """Messages after the viewer's read mark that the viewer did not write, per
-        conversation, in two queries whatever the number of conversations."""
+        conversation, from the read marks alone (one query whatever the number of
+        conversations): sending moves the author's own mark to the message, so every message
+        after a mark is someone else's, and `seq` numbers every stored message but the
+        `skipped_seqs` a failed write left unused."""
         marks = await self._read_marks(viewer.id, [c.id for c in conversations])
-        behind = [c for c in conversations if c.message_count > marks.get(c.id, 0)]
-        counts: dict[str, int] = {}
-        if behind:
-            pipeline = [
-                {
-                    "$match": {
-                        "$or": [
-                            {"conversation_id": c.id, "seq": {"$gt": marks.get(c.id, 0)}}
-                            for c in behind
-                        ],
-                        "author_id": {"$ne": viewer.id},
-                    }
-                },
-                {"$group": {"_id": "$conversation_id", "count": {"$sum": 1}}},
-            ]
-            cursor = await self.db.messages.aggregate(pipeline)
-            counts = {row["_id"]: int(row["count"]) async for row in cursor}
-        return [counts.get(c.id, 0) for c in conversations]
+        counts = []
+        for conversation in conversations:
+            mark = marks.get(conversation.id, 0)
+            skipped = sum(1 for seq in conversation.skipped_seqs if seq > mark)
+            counts.append(max(conversation.message_count - mark - skipped, 0))
+        return counts
 
     async def messages_after(
         self, conversation_id: str, seq: int, limit: int, until: int | None = None
@@ -424,7 +413,9 @@ class Conversations:
         if until is not None:
             seq_range["$lt"] = until
         docs = (
-            await self.db.messages.find({"conversation_id": conversation_id, "seq": seq_range})
+            await self.db.messages.find(
+                {"conversation_id": {"$eq": conversation_id}, "seq": seq_range}
+            )
             .sort("seq", 1)
             .limit(limit)
             .to_list()
@@ -535,7 +526,7 @@ class Conversations:
 
     async def _repair_last_message(self, conversation_id: str, lost_message_id: str) -> None:
         latest = (
-            await self.db.messages.find({"conversation_id": conversation_id}, {"_id": 1})
+            await self.db.messages.find({"conversation_id": {"$eq": conversation_id}}, {"_id": 1})
             .sort("seq", -1)
             .limit(1)
             .to_list()
@@ -552,7 +543,7 @@ class Conversations:
         """The conversation a retried createConversation already made, if the viewer may still
         read it (a retry must not reveal what the viewer lost access to)."""
         doc = await self.db.conversations.find_one(
-            {"created_by": viewer.id, "client_message_id": client_message_id}
+            {"created_by": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}}
         )
         if doc is None:
             return None
@@ -563,7 +554,7 @@ class Conversations:
 
     async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
         doc = await self.db.messages.find_one(
-            {"author_id": viewer.id, "client_message_id": client_message_id}
+            {"author_id": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}}
         )
         return Message.from_doc(doc) if doc else None
 
@@ -605,26 +596,20 @@ class Conversations:
                 raise
 
     async def _scan_unread(
-        self, viewer: User, query: Document, order: list[tuple[str, int]], wanted: int
+        self, viewer: User, narrowing: Document, cursor: ActivityKey | None, wanted: int
     ) -> list[Conversation]:
         """Readable conversations with unread messages, walking the inbox in batches (the read
         marks live in their own collection, so the filter cannot run inside the query)."""
         found: list[Conversation] = []
-        skip = 0
         while len(found) < wanted:
-            docs = (
-                await self.db.conversations.find(query)
-                .sort(order)
-                .skip(skip)
-                .limit(UNREAD_SCAN_BATCH)
-                .to_list()
+            batch = await readable_in_activity_order(
+                self.db, viewer, narrowing, cursor, UNREAD_SCAN_BATCH
             )
-            if not docs:
-                break
-            batch = [Conversation.from_doc(doc) for doc in docs]
-            counts = await self.unread_counts(viewer, batch)
+            counts = await self.unread_counts(viewer, batch) if batch else []
             found.extend(c for c, n in zip(batch, counts, strict=True) if n > 0)
-            skip += len(docs)
+            if len(batch) < UNREAD_SCAN_BATCH:
+                break
+            cursor = (batch[-1].last_activity_ms, batch[-1].id)
         return found[:wanted]
 
 

@@ -79,7 +79,7 @@ class Notifications:
         """Finish the fan-outs of messages stored by a process that died before finishing."""
         cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - FANOUT_GRACE_MS
         docs = await self.db.messages.find(
-            {"fanout": "pending", "created_ms": {"$lt": cutoff}}
+            {"fanout": {"$eq": "pending"}, "created_ms": {"$lt": cutoff}}
         ).to_list()
         for doc in docs:
             await self.fan_out(Message.from_doc(doc), list(doc.get("recipients", [])))
@@ -90,21 +90,28 @@ class Notifications:
     ) -> tuple[list[Notification], bool]:
         """The viewer's notifications, unread first, then newest first."""
         size = page_size(first, "first")
-        query: Document = {"user_id": viewer.id, "firm_id": viewer.firm_id}
-        if unread_only:
-            query["unread"] = 1
-        if after is not None:
+        mine: Document = {"user_id": {"$eq": viewer.id}, "firm_id": {"$eq": viewer.firm_id}}
+        wanted_unread: Document = {"$eq": 1} if unread_only else {}
+        if after is None:
+            queries = [{**mine, "unread": wanted_unread} if unread_only else mine]
+        else:
+            # Two plain range queries rather than one `$or`, which the embedded server would
+            # evaluate over every notification: the rest of the cursor's group, then the next.
             unread, last_id = parse_notification_cursor(after, "after")
-            query["$or"] = [
-                {"unread": {"$lt": unread}},
-                {"unread": unread, "_id": {"$lt": last_id}},
-            ]
-        docs = (
-            await self.db.notifications.find(query)
-            .sort([("unread", DESCENDING), ("_id", DESCENDING)])
-            .limit(size + 1)
-            .to_list()
-        )
+            queries = []
+            if not unread_only or unread == 1:
+                queries.append({**mine, "unread": {"$eq": unread}, "_id": {"$lt": last_id}})
+            queries.append({**mine, "unread": {**wanted_unread, "$lt": unread}})
+        docs: list[Document] = []
+        for query in queries:
+            if len(docs) > size:
+                break
+            docs += (
+                await self.db.notifications.find(query)
+                .sort([("unread", DESCENDING), ("_id", DESCENDING)])
+                .limit(size + 1 - len(docs))
+                .to_list()
+            )
         return [Notification.from_doc(d) for d in docs[:size]], len(docs) > size
 
     async def mark_read(self, viewer: User, ids: list[str] | None) -> int:
