@@ -20,6 +20,7 @@ from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graphql_api.conversations.inbox_query import readable_in_activity_order
 from graphql_api.conversations.models import Conversation, ConversationKind
 from graphql_api.directory.models import User
 from graphql_api.policy import can_read, eligible_participants_filter, readable_filter
@@ -143,6 +144,35 @@ async def test_readable_filter_selects_exactly_what_can_read_allows(db, world):
             found = {doc["_id"] async for doc in db.conversations.find(readable_filter(user))}
             allowed = {c.id for c in records if can_read(user, c)}
             assert found == allowed, user
+    finally:
+        await generated.remove(db)
+
+
+@PROPERTY_SETTINGS
+@given(world=worlds(), page=st.integers(min_value=1, max_value=4))
+async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_order(
+    db, world, page
+):
+    users, conversations = world
+    generated = World(users, conversations)
+    for index, doc in enumerate(generated.conversation_docs):
+        doc["last_activity_ms"] += index % 3  # equal times too: the id breaks those ties
+    await generated.insert(db)
+    try:
+        records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
+        for user in generated.users:
+            expected = sorted(
+                ((c.last_activity_ms, c.id) for c in records if can_read(user, c)), reverse=True
+            )
+            walked: list[tuple[int, str]] = []
+            cursor = None
+            while True:
+                batch = await readable_in_activity_order(db, user, {}, cursor, page)
+                walked += [(c.last_activity_ms, c.id) for c in batch]
+                if len(batch) < page:
+                    break
+                cursor = walked[-1]
+            assert walked == expected, user
     finally:
         await generated.remove(db)
 

@@ -2,15 +2,14 @@
 
 The policy gives the readable set as a few branches (`policy.readable_branches`). Each branch is
 queried on its own, sorted and limited, and the results are merged: the union's first N are
-among each branch's first N. A conversation matching two branches is kept once. After a cursor
+among each branch's first N, and once N are found, later branches only need what is at least as
+recent as the N-th. A conversation matching two branches is kept once. After a cursor
 (activity, id), each branch is asked for what is strictly older, plus the rare conversations
 with the same activity time and a smaller id; both are plain range queries, where a single
 `$or` would be evaluated document by document by the embedded server.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from pymongo import DESCENDING
 
@@ -30,20 +29,32 @@ async def readable_in_activity_order(
 ) -> list[Conversation]:
     """Up to `limit` conversations the viewer may read, matching `narrowing` (type, company),
     that come after `after` in inbox order."""
-    queries: list[Document] = []
-    for branch in readable_branches(viewer):
+    # Branches by company first: they are index ranges. "Is a participant" is an array
+    # membership the embedded server checks row by row, so it runs last, bounded below by the
+    # activity of the page's last conversation found so far.
+    branches = sorted(readable_branches(viewer), key=lambda branch: "participant_ids" in branch)
+    found: dict[str, Document] = {}
+    for branch in branches:
         base = {"$and": [branch, narrowing]} if narrowing else branch
-        if after is None:
-            queries.append(base)
-            continue
-        at, last_id = after
-        queries.append({"$and": [base, {"last_activity_ms": {"$lt": at}}]})
-        queries.append({"$and": [base, {"last_activity_ms": {"$eq": at}, "_id": {"$lt": last_id}}]})
-    found = await asyncio.gather(
-        *(db.conversations.find(query).sort(ORDER).limit(limit).to_list() for query in queries)
-    )
-    unique = {doc["_id"]: doc for docs in found for doc in docs}
-    ordered = sorted(
-        unique.values(), key=lambda doc: (int(doc["last_activity_ms"]), doc["_id"]), reverse=True
-    )
+        for query in _after(base, after):
+            if len(found) >= limit:
+                floor = sorted(_key(doc) for doc in found.values())[-limit][0]
+                query = {"$and": [query, {"last_activity_ms": {"$gte": floor}}]}
+            docs = await db.conversations.find(query).sort(ORDER).limit(limit).to_list()
+            found.update((doc["_id"], doc) for doc in docs)
+    ordered = sorted(found.values(), key=_key, reverse=True)
     return [Conversation.from_doc(doc) for doc in ordered[:limit]]
+
+
+def _after(query: Document, after: ActivityKey | None) -> list[Document]:
+    if after is None:
+        return [query]
+    at, last_id = after
+    return [
+        {"$and": [query, {"last_activity_ms": {"$eq": at}, "_id": {"$lt": last_id}}]},
+        {"$and": [query, {"last_activity_ms": {"$lt": at}}]},
+    ]
+
+
+def _key(doc: Document) -> ActivityKey:
+    return int(doc["last_activity_ms"]), doc["_id"]
