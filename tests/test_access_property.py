@@ -149,9 +149,14 @@ async def test_readable_filter_selects_exactly_what_can_read_allows(db, world):
 
 
 @PROPERTY_SETTINGS
-@given(world=worlds(), page=st.integers(min_value=1, max_value=4))
+@given(
+    world=worlds(),
+    page=st.integers(min_value=1, max_value=4),
+    kind=st.sampled_from([None, *ConversationKind]),
+    by_company=st.booleans(),
+)
 async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_order(
-    db, world, page
+    db, world, page, kind, by_company
 ):
     users, conversations = world
     generated = World(users, conversations)
@@ -160,14 +165,27 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
     await generated.insert(db)
     try:
         records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
+        company = generated.companies[0] if by_company else None
+        narrowing: dict = {}
+        if kind is not None:
+            narrowing["type"] = {"$eq": kind.value}
+        if company is not None:
+            narrowing["company_id"] = {"$eq": company}
         for user in generated.users:
             expected = sorted(
-                ((c.last_activity_ms, c.id) for c in records if can_read(user, c)), reverse=True
+                (
+                    (c.last_activity_ms, c.id)
+                    for c in records
+                    if can_read(user, c)
+                    and kind in (None, c.type)
+                    and company in (None, c.company_id)
+                ),
+                reverse=True,
             )
             walked: list[tuple[int, str]] = []
             cursor = None
             while True:
-                batch = await readable_in_activity_order(db, user, {}, cursor, page)
+                batch = await readable_in_activity_order(db, user, narrowing, cursor, page)
                 walked += [(c.last_activity_ms, c.id) for c in batch]
                 if len(batch) < page:
                     break

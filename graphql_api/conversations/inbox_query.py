@@ -35,11 +35,13 @@ async def readable_in_activity_order(
     branches = sorted(readable_branches(viewer), key=lambda branch: "participant_ids" in branch)
     found: dict[str, Document] = {}
     for branch in branches:
-        base = {"$and": [branch, narrowing]} if narrowing else branch
+        base = conjoin(branch, narrowing)
+        if base is None:
+            continue  # the narrowing excludes this branch altogether
         for query in _after(base, after):
             if len(found) >= limit:
                 floor = sorted(_key(doc) for doc in found.values())[-limit][0]
-                query = {"$and": [query, {"last_activity_ms": {"$gte": floor}}]}
+                query = conjoin(query, {"last_activity_ms": {"$gte": floor}}) or query
             docs = await db.conversations.find(query).sort(ORDER).limit(limit).to_list()
             found.update((doc["_id"], doc) for doc in docs)
     ordered = sorted(found.values(), key=_key, reverse=True)
@@ -50,10 +52,36 @@ def _after(query: Document, after: ActivityKey | None) -> list[Document]:
     if after is None:
         return [query]
     at, last_id = after
-    return [
-        {"$and": [query, {"last_activity_ms": {"$eq": at}, "_id": {"$lt": last_id}}]},
-        {"$and": [query, {"last_activity_ms": {"$lt": at}}]},
-    ]
+    same_time = conjoin(query, {"last_activity_ms": {"$eq": at}, "_id": {"$lt": last_id}})
+    older = conjoin(query, {"last_activity_ms": {"$lt": at}})
+    return [q for q in (same_time, older) if q is not None]
+
+
+def conjoin(a: Document, b: Document) -> Document | None:
+    """Both filters as one flat document, or None when they cannot both hold. Flat because the
+    embedded server evaluates a `$and` document by document in Python (docs/embedded.md);
+    conditions on one field are merged operator by operator."""
+    merged = dict(a)
+    for field, condition in b.items():
+        if field not in merged:
+            merged[field] = condition
+            continue
+        mine = merged[field]
+        if not (isinstance(mine, dict) and isinstance(condition, dict)):
+            return {"$and": [a, b]}  # a plain value (array containment): keep it exact
+        combined = dict(mine)
+        for operator, value in condition.items():
+            if operator not in combined:
+                combined[operator] = value
+            elif operator == "$eq":
+                if combined[operator] != value:
+                    return None
+            elif operator == "$in":
+                combined[operator] = [v for v in combined[operator] if v in value]
+            else:
+                return {"$and": [a, b]}
+        merged[field] = combined
+    return merged
 
 
 def _key(doc: Document) -> ActivityKey:
