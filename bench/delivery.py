@@ -296,6 +296,11 @@ class Phase:
     """Idle CPU left on the machine, in % of one core."""
     closed_subscribers: int
     stop_reason: str
+    percentiles_ms: dict[str, float] = field(default_factory=dict)
+    """Latency at each percentile of `CURVE_PERCENTILES` (keys as text), for the plot."""
+
+
+CURVE_PERCENTILES = (0, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 100)
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -469,6 +474,7 @@ async def run_phase(
         embedded_cpu_pct=(cpu1[1] - cpu0[1]) / wall * 100,
         load_cpu_pct=(cpu1[2] - cpu0[2]) / wall * 100,
         others_cpu_pct=max(machine1[0] - machine0[0] - ours, 0.0) / wall * 100,
+        percentiles_ms={f"{q:g}": percentile(latencies, q) for q in CURVE_PERCENTILES},
         machine_idle_pct=((machine1[1] - machine0[1]) - (machine1[0] - machine0[0])) / wall * 100,
         closed_subscribers=sum(1 for s in subscribers if s.close_code is not None),
         stop_reason=stop_reason + (f"; first send error: {send_errors[0]}" if send_errors else ""),

@@ -48,6 +48,7 @@ from bench import http_load
 from bench.common import MIB, Server, raise_fd_limit, running_server
 from bench.dataset import FULL, QUICK, Dataset, Scale, load
 from bench.delivery import median_range
+from bench.plot import delivery_plot
 
 SERVER_ENV = {"MESSAGER_RATE_LIMITS": "false"}
 """32 senders flood one conversation on purpose: the per-user write limit is off."""
@@ -415,6 +416,8 @@ def delivery_markdown(runs: list[Figures]) -> list[str]:
     lines = [
         "## Delivery (bench.delivery)",
         "",
+        "Latency percentiles: [delivery-latency.png](delivery-latency.png).",
+        "",
         "| workers | msgs/s | subscribers | p99 ms | lost | RSS per idle subscriber KiB | target "
         "| met? |",
         "|---|---|---|---|---|---|---|---|",
@@ -545,6 +548,8 @@ def main() -> None:
         (args.out / "results.json").write_text(json.dumps(out, indent=2, default=str))
         (args.out / "results.md").write_text(markdown(out))
         print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}", flush=True)
+        if delivery_plot(out["delivery"], args.out / "delivery-latency.png"):
+            print(f"drew {args.out / 'delivery-latency.png'}", flush=True)
     print(f"done in {out['seconds']:.0f} s; load average after {out['load_after']}")
     print()
     print((args.out / "results.md").read_text())
