@@ -8,11 +8,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 from pymongo.errors import BulkWriteError
 
 from graphql_api.database import connect, database_of
 from graphql_api.group_commit import GroupCommit
+from tests.command_counting import CountingListener
 from tests.test_subscriptions import bakery_conversation
 
 SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
@@ -21,24 +21,9 @@ HISTORY = """query($id: ID!) { conversation(id: $id) {
   messages(first: 100) { edges { node { author { id } } } } } }"""
 
 
-class Inserts(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
-            self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def counted_db(mongo_uri: str) -> Any:
-    inserts = Inserts()
+    inserts = CountingListener(lambda event: event.command_name == "insert")
     client = connect(mongo_uri, listeners=[inserts])
     yield database_of(client), inserts
     await client.close()

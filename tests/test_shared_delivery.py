@@ -11,10 +11,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
+from tests.command_counting import CountingListener
 from tests.conftest import Api
 from tests.test_attachments import uploaded
 from tests.test_subscriptions import bakery_conversation, connect, uid, wait_for_subscribers
@@ -35,26 +35,12 @@ SEND = """mutation($input: SendMessageInput!) { sendMessage(input: $input) {
   id author { name } } }"""
 
 
-class UserLookups(monitoring.CommandListener):
-    """Counts the `find` commands on the users collection."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == "users":
-            self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
-async def counted_api(aiohttp_client: Any, settings, ids) -> tuple[Api, UserLookups]:
-    lookups = UserLookups()
+async def counted_api(aiohttp_client: Any, settings, ids) -> tuple[Api, CountingListener]:
+    # Finds on the users collection: the author lookups of deliveries.
+    lookups = CountingListener(
+        lambda event: event.command_name == "find" and event.command.get("find") == "users"
+    )
     http = await aiohttp_client(init_app(settings, mongo_listeners=[lookups]))
     return Api(http=http, tokens=TokenService(settings), ids=ids), lookups
 
