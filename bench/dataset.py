@@ -60,7 +60,8 @@ from graphql_api.conversations.models import (
     ConversationKind,
     Message,
 )
-from graphql_api.conversations.service import Conversations, read_mark_id
+from graphql_api.conversations.read_marks import read_mark_id
+from graphql_api.conversations.service import Conversations
 from graphql_api.conversations.validation import clean_body
 from graphql_api.database import DEFAULT_DATABASE
 from graphql_api.directory.models import User, UserKind

@@ -429,6 +429,14 @@ async def test_complete_pending_fanouts_writes_exactly_the_missing_notifications
     assert (bobs["unread"], bobs["read_ms"]) == (0, created_ms)  # left as it was
 
 
+async def test_a_recovered_message_is_not_unread_for_its_own_author(api, db):
+    cid = await create(api, "bob", "COMPANY", ["paul"], company="bakery")
+    await store_pending_message(db, api, cid, "paul", ["bob"], "crashed before the read mark")
+    assert await notifications_service(api).complete_pending_fanouts() == 1
+    # Sending reads the conversation up to the message, recovered or not.
+    assert [await unread_count(api, u, cid) for u in ["paul", "bob"]] == [0, 1]
+
+
 async def test_complete_pending_fanouts_is_idempotent(api, db):
     cid = await create(api, "bob", "PRIVATE", ["paul", "carla"])
     message_id = await store_pending_message(db, api, cid, "bob", ["paul", "carla"], "crashed")

@@ -17,20 +17,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations import validation
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
+from graphql_api.conversations.read_marks import Mark, move_read_marks, read_mark_id
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.directory.service import Directory, search_filter
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id, new_id, parse_id
-from graphql_api.notifications.service import DUPLICATE_KEY, Notifications
+from graphql_api.notifications.service import Notifications
 from graphql_api.pagination import (
     page_size,
     parse_activity_cursor,
@@ -70,10 +71,6 @@ def _millis(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def read_mark_id(user_id: str, conversation_id: str) -> str:
-    return f"{user_id}:{conversation_id}"
-
-
 class Conversations:
     """The conversation domain for one database."""
 
@@ -95,7 +92,9 @@ class Conversations:
         self._key_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._read_mark_writes = GroupCommit(self._write_read_marks)
+        self._read_mark_writes: GroupCommit[Mark] = GroupCommit(
+            lambda marks: move_read_marks(self.db, marks)
+        )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -290,8 +289,13 @@ class Conversations:
         updated: Conversation | None = None,
     ) -> None:
         """Notify the participants, move the author's read mark, and publish the events."""
-        notifications = await self.notifications.fan_out(message, recipients)
-        await self._move_read_mark(message.author_id, message.conversation_id, message.seq)
+        notifications = await self.notifications.fan_out(
+            message,
+            recipients,
+            then=lambda: self._move_read_mark(
+                message.author_id, message.conversation_id, message.seq
+            ),
+        )
         if created is not None:
             self.publisher.emit(ConversationCreated(created))
         self.publisher.emit(MessageAdded(message, updated))
@@ -577,23 +581,6 @@ class Conversations:
     async def _move_read_mark(self, user_id: str, conversation_id: str, seq: int) -> None:
         """Move the mark forward only: a late, older update never moves it back."""
         await self._read_mark_writes.submit((user_id, conversation_id, seq))
-
-    async def _write_read_marks(self, marks: list[tuple[str, str, int]]) -> None:
-        updates = [
-            UpdateOne(
-                {"_id": read_mark_id(user_id, conversation_id), "seq": {"$lt": seq}},
-                {"$set": {"seq": seq, "user_id": user_id, "conversation_id": conversation_id}},
-                upsert=True,
-            )
-            for user_id, conversation_id, seq in marks
-        ]
-        try:
-            await self.db.read_marks.bulk_write(updates, ordered=False)
-        except BulkWriteError as exc:
-            # A duplicate key is a mark already at or past its seq (the filter did not match,
-            # so the upsert tried to insert it again).
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                raise
 
     async def _scan_unread(
         self, viewer: User, narrowing: Document, cursor: ActivityKey | None, wanted: int

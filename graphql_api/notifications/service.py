@@ -10,12 +10,13 @@ works the same on a standalone MongoDB.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from pymongo import DESCENDING
 from pymongo.errors import BulkWriteError
 
 from graphql_api.conversations.models import Message
+from graphql_api.conversations.read_marks import move_read_marks
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.errors import BadUserInput
@@ -54,11 +55,19 @@ class Notifications:
         self._inserts: GroupCommit[list[Document]] = GroupCommit(self._insert)
         self._clears: GroupCommit[str] = GroupCommit(self._clear_outboxes)
 
-    async def fan_out(self, message: Message, recipients: list[str]) -> list[Notification]:
-        """Write one notification per recipient, then clear the message's outbox flag."""
+    async def fan_out(
+        self,
+        message: Message,
+        recipients: list[str],
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[Notification]:
+        """Write one notification per recipient and run `then` (the author's read mark); only
+        then clear the message's outbox flag, so that recovery redoes whatever was missing."""
         docs = notification_docs(message, recipients)
         if docs:
             await self._inserts.submit(docs)
+        if then is not None:
+            await then()
         await self._clears.submit(message.id)
         return [Notification.from_doc(doc) for doc in docs]
 
@@ -82,7 +91,13 @@ class Notifications:
             {"fanout": {"$eq": "pending"}, "created_ms": {"$lt": cutoff}}
         ).to_list()
         for doc in docs:
-            await self.fan_out(Message.from_doc(doc), list(doc.get("recipients", [])))
+            message = Message.from_doc(doc)
+            mark = (message.author_id, message.conversation_id, message.seq)
+            await self.fan_out(
+                message,
+                list(doc.get("recipients", [])),
+                then=lambda mark=mark: move_read_marks(self.db, [mark]),
+            )
         return len(docs)
 
     async def page(

@@ -1,0 +1,42 @@
+"""Read marks: per user and conversation, the `seq` of the newest message the user has seen.
+
+A mark only moves forward. Sending moves the author's own mark to the message, which is what
+lets `unreadCount` be computed from the marks alone (`Conversations.unread_counts`); the outbox
+of a message (notifications service) is only cleared once the author's mark has moved, so the
+recovery of an interrupted send moves it too.
+"""
+
+from __future__ import annotations
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from graphql_api.database import Db
+
+DUPLICATE_KEY = 11000
+
+Mark = tuple[str, str, int]
+"""(user id, conversation id, seq)."""
+
+
+def read_mark_id(user_id: str, conversation_id: str) -> str:
+    return f"{user_id}:{conversation_id}"
+
+
+async def move_read_marks(db: Db, marks: list[Mark]) -> None:
+    """Move each mark forward to its seq (never back), in one command."""
+    updates = [
+        UpdateOne(
+            {"_id": read_mark_id(user_id, conversation_id), "seq": {"$lt": seq}},
+            {"$set": {"seq": seq, "user_id": user_id, "conversation_id": conversation_id}},
+            upsert=True,
+        )
+        for user_id, conversation_id, seq in marks
+    ]
+    try:
+        await db.read_marks.bulk_write(updates, ordered=False)
+    except BulkWriteError as exc:
+        # A duplicate key is a mark already at or past its seq (the filter did not match, so
+        # the upsert tried to insert it again).
+        if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+            raise
