@@ -2,11 +2,12 @@
 
 The services publish their own writes to this process's hub at once. With change streams (a
 replica set, or the embedded server), every process also watches `messages`, `conversations` and
-`users` and publishes what any process wrote (the notifications of a message are derived from
-the message's `recipients`, not watched: one event per message instead of one per recipient), so a subscriber on process B sees a message sent through process A; the
-hub drops the copy of what this process already published. Documents are re-read by id before
-publishing, so subscribers get exactly what is stored. Without change streams (a standalone
-MongoDB) a warning at start says that other processes' events are not seen.
+`users` and publishes what any process wrote, so a subscriber on process B sees a message sent
+through process A; the hub drops the copy of what this process already published. The
+notifications of a message are derived from the message's `recipients` rather than watched: one
+event per message instead of one per recipient. Documents are re-read by id before publishing,
+so subscribers get exactly what is stored. Without change streams (a standalone MongoDB) a
+warning at start says that other processes' events are not seen.
 
 The embedded server ignores `maxAwaitTimeMS` and answers every `getMore` at once (about 500 a
 second per stream, a quarter of a core each side), so an empty answer is followed by a pause:
