@@ -104,17 +104,19 @@ def median_rss(pids: list[int], seconds: float = 1.0, every: float = 0.05) -> in
     return samples[len(samples) // 2]
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
+def tcp_sockets() -> Iterator[tuple[int, int, str, str]]:
+    """(local port, remote port, state, inode) of every TCP socket (/proc/net/tcp and tcp6)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as f:
             next(f, None)
             for line in f:
                 parts = line.split()
-                local, state, inode = parts[1], parts[3], parts[9]
-                if state == "0A" and int(local.rpartition(":")[2], 16) == port:
-                    inodes.add(inode)
-    return inodes
+                local, remote = parts[1].rpartition(":")[2], parts[2].rpartition(":")[2]
+                yield int(local, 16), int(remote, 16), parts[3], parts[9]
+
+
+def _listening_inodes(port: int) -> set[str]:
+    return {inode for local, _, state, inode in tcp_sockets() if state == "0A" and local == port}
 
 
 def listens_on(pid: int, port: int) -> bool:

@@ -53,7 +53,7 @@ import aiohttp
 from pymongo import MongoClient, ReturnDocument
 from pymongo.database import Database
 
-from bench.common import Server, running_server
+from bench.common import Server, running_server, tcp_sockets
 from graphql_api.conversations.models import (
     COMPANY_KINDS,
     Conversation,
@@ -547,15 +547,11 @@ def database(server: Server) -> Database[Doc]:
 
 def _owner(server: Server, client_port: int) -> int | None:
     """The server process holding the accepted end of our loopback connection (/proc)."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            next(f, None)
-            for line in f:
-                parts = line.split()
-                local, remote = parts[1].rpartition(":")[2], parts[2].rpartition(":")[2]
-                if int(local, 16) == server.port and int(remote, 16) == client_port:
-                    inodes.add(f"socket:[{parts[9]}]")
+    inodes = {
+        f"socket:[{inode}]"
+        for local, remote, _, inode in tcp_sockets()
+        if local == server.port and remote == client_port
+    }
     for pid in server.server_pids:
         with contextlib.suppress(OSError):
             for fd in os.listdir(f"/proc/{pid}/fd"):
