@@ -16,7 +16,10 @@ from aiohttp import web_protocol, web_server
 class DrainingRequestHandler(web_protocol.RequestHandler):
     def data_received(self, data: bytes) -> None:
         closing = (self._close, self._force_close)
-        if any(closing) and self._request_in_progress and self.transport is not None:
+        # Plain requests only: an upgraded WebSocket is being closed with 1001 and must not
+        # go on starting subscriptions during the grace.
+        in_body = self._request_in_progress and not self._upgraded
+        if any(closing) and in_body and self.transport is not None:
             self._close = self._force_close = False
             try:
                 super().data_received(data)

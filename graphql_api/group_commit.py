@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 MAX_BATCH = 500
@@ -26,6 +26,9 @@ class GroupCommit(Generic[Item]):
     async def submit(self, item: Item) -> None:
         """Write `item` with whatever else is waiting; returns once it is acknowledged."""
         done = asyncio.get_running_loop().create_future()
+        # A caller that went away never reads its outcome: read it here, so that a failed
+        # batch does not log "exception was never retrieved" for it.
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append((item, done))
         if self._writer is None:
             # A task of its own: a caller that goes away must not cancel the others' writes.
@@ -33,22 +36,30 @@ class GroupCommit(Generic[Item]):
         await asyncio.shield(done)
 
     async def _drain(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[None]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 try:
                     await self._write([item for item, _ in batch])
                 except Exception as exc:  # handed to each waiting caller
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
+                    _settle(batch, exc)
                 else:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
+                    _settle(batch, None)
         finally:
             self._writer = None
-            for _, done in self._waiting:  # cancelled while writing: nobody is left to do them
+            # Cancelled while writing (shutdown): nobody is left to write these.
+            for _, done in [*batch, *self._waiting]:
                 if not done.done():
                     done.cancel()
             self._waiting = []
+
+
+def _settle(batch: list[tuple[Any, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

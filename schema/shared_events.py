@@ -79,9 +79,11 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         shared = _shared_results.get(key)
         if shared is not None:
             return self._reuse(shared, serially)
+        result = super().execute_operation(serially)
+        # Registered only once the execution has started without raising: nothing can run in
+        # between (no await), and a future never settled would hold every later subscriber.
         shared = asyncio.get_running_loop().create_future()
         _remember(key, shared)
-        result = super().execute_operation(serially)
         if isinstance(result, Awaitable):
             return self._finish(result, shared, key)
         _settle(shared, result, key)

@@ -83,3 +83,24 @@ async def test_concurrent_replies_leave_right_unread_counts_and_notifications(ap
         count = await db.notifications.count_documents({"user_id": api.ids["users"][who]})
         assert count == 19 - own, who
     assert await db.messages.count_documents({"fanout": "pending"}) == 0
+
+
+async def test_stopping_the_writer_mid_write_releases_every_caller():
+    # At shutdown the writer task is cancelled while a batch is in the database: its callers
+    # and the ones queued behind must be told (cancelled), not left waiting forever.
+    started = asyncio.Event()
+
+    async def stuck(_items: list[str]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    group: GroupCommit[str] = GroupCommit(stuck)
+    in_flight = asyncio.create_task(group.submit("first"))
+    await started.wait()
+    queued = asyncio.create_task(group.submit("second"))
+    await asyncio.sleep(0)
+    assert group._writer is not None
+    group._writer.cancel()
+    async with asyncio.timeout(5):
+        outcomes = await asyncio.gather(in_flight, queued, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [asyncio.CancelledError, asyncio.CancelledError]

@@ -313,9 +313,17 @@ async def test_a_message_sent_through_one_serve_reaches_a_subscriber_of_another(
                     notified = await subscriber.next("notifications")
                     assert notified is not None, f"no notification of {final} on b"
                     notifications.append(notified)
+
+                # A new conversation through a: its first message is notified on b too (it is
+                # stored before its conversation, and the notification must wait for it).
+                second = await gql(session, a, alice, CREATE, conversation_input(ids, "Second"))
+                opened = second["createConversation"]["messages"]["edges"][0]["node"]["id"]
+                notified_new = await subscriber.next("notifications")
             finally:
                 await subscriber.close()
 
+    assert notified_new is not None, "no notification of a new conversation's first message on b"
+    assert notified_new["notificationAdded"]["message"]["id"] == opened
     assert messages == [{**message, "author": {"name": "Alice Roy"}} for message in sent]
     # In order and without duplicates from the first one b saw (the opening message's
     # notification may be the first, when it is written after the subscription started).

@@ -1,9 +1,9 @@
 """Read marks: per user and conversation, the `seq` of the newest message the user has seen.
 
-A mark only moves forward. Sending moves the author's own mark to the message, which is what
-lets `unreadCount` be computed from the marks alone (`Conversations.unread_counts`); the outbox
-of a message (notifications service) is only cleared once the author's mark has moved, so the
-recovery of an interrupted send moves it too.
+A mark only moves forward. Sending moves the author's own mark to the message before the message
+is stored, which is what lets `unreadCount` be computed from the marks alone
+(`Conversations.unread_counts`): no session of the author ever sees its own message as unread.
+The recovery of interrupted fan-outs moves it too, for messages stored before that rule.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ attempt into the answer of the first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -163,6 +164,9 @@ class Conversations:
         if client_message_id is not None:
             conversation_doc["client_message_id"] = client_message_id
         await self._claim_attachments(viewer, attachments, message_id, conversation_id)
+        # Before the message exists anywhere: unread counts rely on the author's mark (see
+        # `unread_counts`), and events may reach other sessions as soon as it is stored.
+        await self._move_read_mark(viewer.id, conversation_id, 1)
         try:
             await self.db.messages.insert_one(message_doc)
             await self.db.conversations.insert_one(conversation_doc)
@@ -257,20 +261,24 @@ class Conversations:
             client_message_id,
             recipients,
         )
+        await self._move_read_mark(viewer.id, conversation.id, seq)  # see `create`
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError:
             # A retry on another process stored it first: our `seq` stays unused (history
             # tolerates gaps), and the conversation must not name a message never stored.
+            await self._forget_seq(conversation.id, seq, message_id)
             await self.attachments.release(message_id)
-            await self.db.conversations.update_one(
-                {"_id": conversation.id}, {"$push": {"skipped_seqs": seq}}
-            )
-            await self._repair_last_message(conversation.id, message_id)
             existing = await self._message_by_client_id(viewer, client_message_id or "")
             if existing is None:
                 raise
             return self._same_conversation(existing, conversation)
+        except BaseException:
+            # Not stored (database error, time-out, cancelled): the number must not count as
+            # an unread message. Best effort, shielded: the database may be what failed.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._forget_seq(conversation.id, seq, message_id))
+            raise
         message = Message.from_doc(doc)
         updated_conversation = replace(
             conversation,
@@ -288,14 +296,8 @@ class Conversations:
         created: Conversation | None = None,
         updated: Conversation | None = None,
     ) -> None:
-        """Notify the participants, move the author's read mark, and publish the events."""
-        notifications = await self.notifications.fan_out(
-            message,
-            recipients,
-            then=lambda: self._move_read_mark(
-                message.author_id, message.conversation_id, message.seq
-            ),
-        )
+        """Notify the participants and publish the events (the author's mark has moved)."""
+        notifications = await self.notifications.fan_out(message, recipients)
         if created is not None:
             self.publisher.emit(ConversationCreated(created))
         self.publisher.emit(MessageAdded(message, updated))
@@ -527,6 +529,14 @@ class Conversations:
         if client_message_id is not None:
             doc["client_message_id"] = client_message_id
         return doc
+
+    async def _forget_seq(self, conversation_id: str, seq: int, lost_message_id: str) -> None:
+        """A reply took `seq` and was not stored: record the number as unused and point the
+        conversation at its newest stored message again."""
+        await self.db.conversations.update_one(
+            {"_id": conversation_id}, {"$push": {"skipped_seqs": seq}}
+        )
+        await self._repair_last_message(conversation_id, lost_message_id)
 
     async def _repair_last_message(self, conversation_id: str, lost_message_id: str) -> None:
         latest = (

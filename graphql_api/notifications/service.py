@@ -10,7 +10,7 @@ works the same on a standalone MongoDB.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from pymongo import DESCENDING
 from pymongo.errors import BulkWriteError
@@ -55,19 +55,11 @@ class Notifications:
         self._inserts: GroupCommit[list[Document]] = GroupCommit(self._insert)
         self._clears: GroupCommit[str] = GroupCommit(self._clear_outboxes)
 
-    async def fan_out(
-        self,
-        message: Message,
-        recipients: list[str],
-        then: Callable[[], Awaitable[None]] | None = None,
-    ) -> list[Notification]:
-        """Write one notification per recipient and run `then` (the author's read mark); only
-        then clear the message's outbox flag, so that recovery redoes whatever was missing."""
+    async def fan_out(self, message: Message, recipients: list[str]) -> list[Notification]:
+        """Write one notification per recipient, then clear the message's outbox flag."""
         docs = notification_docs(message, recipients)
         if docs:
             await self._inserts.submit(docs)
-        if then is not None:
-            await then()
         await self._clears.submit(message.id)
         return [Notification.from_doc(doc) for doc in docs]
 
@@ -92,12 +84,12 @@ class Notifications:
         ).to_list()
         for doc in docs:
             message = Message.from_doc(doc)
-            mark = (message.author_id, message.conversation_id, message.seq)
-            await self.fan_out(
-                message,
-                list(doc.get("recipients", [])),
-                then=lambda mark=mark: move_read_marks(self.db, [mark]),
+            # The author's mark moves before a message is stored; messages written before that
+            # rule (or by hand) get it here too.
+            await move_read_marks(
+                self.db, [(message.author_id, message.conversation_id, message.seq)]
             )
+            await self.fan_out(message, list(doc.get("recipients", [])))
         return len(docs)
 
     async def page(

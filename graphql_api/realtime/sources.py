@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pymongo.errors import OperationFailure, PyMongoError
 
@@ -96,8 +96,12 @@ def _topics_of(name: str, document: Document | None) -> list[Topic] | None:
                 firm_topic(str(document["firm_id"])),
                 *(user_topic(str(user_id)) for user_id in document.get("recipients", ())),
             ]
-        if name == "conversations":
-            return [firm_topic(str(document["firm_id"]))]
+        if name == "conversations":  # its first message's notifications come with it
+            creator = document.get("created_by")
+            return [
+                firm_topic(str(document["firm_id"])),
+                *(user_topic(str(u)) for u in document.get("participant_ids", ()) if u != creator),
+            ]
     except (KeyError, TypeError):
         return None
     return None
@@ -175,6 +179,8 @@ class ChangeStreamSource:
         event = to_event(doc)
         if isinstance(event, MessageAdded):
             await self._publish_message(event, doc)
+        elif isinstance(event, ConversationCreated):
+            await self._publish_conversation(event)
         else:
             self.hub.publish(event)
 
@@ -190,10 +196,24 @@ class ChangeStreamSource:
             if conversation is not None:
                 event = MessageAdded(event.message, Conversation.from_doc(conversation))
         self.hub.publish(event)
-        listening = [
-            user_id
-            for user_id in doc.get("recipients", ())
-            if self.hub.has_listeners(user_topic(str(user_id)))
-        ]
-        for notification in notification_docs(event.message, listening):
+        if event.message.seq > 1:  # a first message is stored before its conversation
+            self._publish_notifications(event.message, doc.get("recipients", ()))
+
+    async def _publish_conversation(self, event: ConversationCreated) -> None:
+        """A new conversation, and the notifications of its first message: they wait for the
+        conversation, which is stored after the message (a subscriber checks access on it)."""
+        self.hub.publish(event)
+        conversation = event.conversation
+        others = [u for u in conversation.participant_ids if u != conversation.created_by]
+        if not any(self.hub.has_listeners(user_topic(u)) for u in others):
+            return
+        first = await self.db.messages.find_one(
+            {"conversation_id": {"$eq": conversation.id}, "seq": {"$eq": 1}}
+        )
+        if first is not None:
+            self._publish_notifications(Message.from_doc(first), others)
+
+    def _publish_notifications(self, message: Message, recipients: Iterable[str]) -> None:
+        listening = [u for u in recipients if self.hub.has_listeners(user_topic(str(u)))]
+        for notification in notification_docs(message, listening):
             self.hub.publish(NotificationAdded(Notification.from_doc(notification)))
