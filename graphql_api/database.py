@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, OperationFailure
+from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandListener
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,16 @@ log = logging.getLogger(__name__)
 DEFAULT_DATABASE = "messager"
 
 Document = dict[str, Any]
+
+DUPLICATE_KEY = 11000
+
+
+def only_duplicates(error: BulkWriteError) -> bool:
+    """Whether every failed write of a bulk write hit a duplicate key: the documents are there
+    already (an earlier attempt, or a forward-only upsert whose filter did not match)."""
+    return all(e.get("code") == DUPLICATE_KEY for e in error.details["writeErrors"])
+
+
 Db = AsyncDatabase[Document]
 
 # Every collection with the indexes its queries need; `name` keeps index names stable.

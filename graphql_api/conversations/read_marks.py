@@ -11,9 +11,7 @@ from __future__ import annotations
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from graphql_api.database import Db
-
-DUPLICATE_KEY = 11000
+from graphql_api.database import Db, only_duplicates
 
 Mark = tuple[str, str, int]
 """(user id, conversation id, seq)."""
@@ -38,5 +36,5 @@ async def move_read_marks(db: Db, marks: list[Mark]) -> None:
     except BulkWriteError as exc:
         # A duplicate key is a mark already at or past its seq (the filter did not match, so
         # the upsert tried to insert it again).
-        if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+        if not only_duplicates(exc):
             raise

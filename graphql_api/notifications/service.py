@@ -17,7 +17,7 @@ from pymongo.errors import BulkWriteError
 
 from graphql_api.conversations.models import Message
 from graphql_api.conversations.read_marks import move_read_marks
-from graphql_api.database import Db, Document
+from graphql_api.database import Db, Document, only_duplicates
 from graphql_api.directory.models import User
 from graphql_api.errors import BadUserInput
 from graphql_api.group_commit import GroupCommit
@@ -25,7 +25,6 @@ from graphql_api.ids import is_id
 from graphql_api.notifications.models import Notification, notification_id
 from graphql_api.pagination import page_size, parse_notification_cursor
 
-DUPLICATE_KEY = 11000
 FANOUT_GRACE_MS = 30_000  # a fan-out still pending after this was interrupted
 MAX_MARK_IDS = 500
 
@@ -68,7 +67,7 @@ class Notifications:
         try:
             await self.db.notifications.insert_many(docs, ordered=False)
         except BulkWriteError as exc:  # already written by an earlier attempt
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+            if not only_duplicates(exc):
                 raise
 
     async def _clear_outboxes(self, message_ids: list[str]) -> None:
