@@ -1,7 +1,12 @@
 """The per-request GraphQL context: the viewer (from the token only), services and dataloaders.
 
-Dataloaders cache for one request; over a WebSocket the context lives as long as the connection,
-so subscriptions build fresh loaders per operation (`Context.fresh_loaders`).
+The viewer is read through the process's user cache (`directory/user_cache.py`): no database
+command on a warm process. Dataloaders cache for one request.
+
+Over a WebSocket the context lives as long as the connection, while the viewer's permissions may
+change (favorites, companies) or the user may be deleted: every operation re-reads the viewer
+(`refresh_viewer`, called by `schema.extensions.CurrentViewer`) and takes fresh loaders, and
+subscriptions re-read it for every event (`current_viewer`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 
+from aiohttp import web
 from pymongo.errors import PyMongoError
 from strawberry.dataloader import DataLoader
 
@@ -25,7 +31,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from aiohttp import web
     from strawberry.types import Info as StrawberryInfo
 
     from graphql_api.services import Services
@@ -99,6 +104,8 @@ class Context:
     """The `connection_init` payload of a WebSocket (set by Strawberry)."""
     active_subscriptions: int = 0
     """Subscriptions running on this WebSocket connection."""
+    viewer_id: str | None = None
+    """The id the token names, once it names an existing user."""
     _viewer: User | None = None
     _auth_error: ApiError | None = None
     loaders: Loaders = field(init=False)
@@ -115,7 +122,41 @@ class Context:
 
     def replace_viewer(self, user: User) -> None:
         """After the viewer's own document changed (favorites), answer with the new state."""
+        self.viewer_id = user.id
         self._viewer = user
+        self._auth_error = None
+
+    @property
+    def on_socket(self) -> bool:
+        """Whether this context is a WebSocket connection's (it outlives its operations)."""
+        return isinstance(self.response, web.WebSocketResponse)
+
+    async def current_viewer(self) -> User:
+        """The viewer as stored now (through the user cache); UNAUTHENTICATED once its user is
+        deleted. Database errors are raised."""
+        if self.viewer_id is None:
+            return self.viewer  # raises why there is none
+        user = await self.services.directory.current_user(self.viewer_id)
+        if user is None:
+            error = Unauthenticated("the token's user no longer exists")
+            self._viewer, self._auth_error = None, error
+            raise error
+        self.replace_viewer(user)
+        return user
+
+    async def refresh_viewer(self) -> None:
+        """Re-read the viewer before an operation; a failure is answered by the fields that
+        need the viewer (UNAUTHENTICATED, SERVICE_UNAVAILABLE), as on HTTP."""
+        try:
+            await self.current_viewer()
+        except ApiError:
+            pass  # kept in `_auth_error`
+        except PyMongoError as exc:
+            log.warning("request %s: cannot reload the viewer: %s", self.request_id, exc)
+            self._viewer = None
+            self._auth_error = ServiceUnavailable(
+                "the database is not answering; try again shortly"
+            )
 
     @property
     def base_url(self) -> str:
@@ -140,7 +181,7 @@ async def authenticate_until(services: Services, authorization: str | None) -> t
     """The user a bearer header value names, and when its token expires (epoch seconds)."""
     subject, expires = services.tokens.header_claims(authorization)
     user_id = try_parse_id(subject)
-    user = await services.directory.user_by_id(user_id) if user_id else None
+    user = await services.directory.current_user(user_id) if user_id else None
     if user is None:
         raise Unauthenticated("the token's user no longer exists")
     return user, expires
@@ -155,7 +196,7 @@ async def build_context(
 ) -> Context:
     context = Context(services=services, request_id=request_id, request=request, response=response)
     try:
-        context._viewer = await authenticate(services, authorization)
+        context.replace_viewer(await authenticate(services, authorization))
     except Unauthenticated as error:
         # Kept, not raised: introspection and GraphiQL's schema load need no token.
         context._auth_error = error

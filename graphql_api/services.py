@@ -43,7 +43,11 @@ class Services:
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
         hub = EventHub()
         publisher = Publisher(hub)
-        directory = Directory(db, on_user_changed=lambda uid: publisher.emit(UserChanged(uid)))
+        directory = Directory(
+            db,
+            on_user_changed=lambda uid: publisher.emit(UserChanged(uid)),
+            cached_users=settings.user_cache_size,
+        )
         attachments = AttachmentStore(db)
         tokens = TokenService(settings)
         notifications = Notifications(db)

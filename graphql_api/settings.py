@@ -40,6 +40,9 @@ class Settings(BaseSettings):
 
     db_timeout_ms: int = Field(default=10_000, gt=0)
     """Deadline of every database operation of a request."""
+    user_cache_size: int = Field(default=10_000, ge=0)
+    """Users each process keeps in memory (0: none); only while change streams report every
+    change to them (docs/architecture.md)."""
 
     public_url: str | None = None
     """The API's address as browsers reach it, for `Attachment.url`; default: the request's."""

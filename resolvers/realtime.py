@@ -1,9 +1,13 @@
 """Subscription resolvers (SPEC §8): `messageAdded`, `notificationAdded`, `inboxUpdated`.
 
 Access is checked when subscribing (NOT_FOUND for an unreadable conversation) and again for every
-event, with the viewer's current favorites: a change to the viewer's user document arrives as an
-event on the viewer's own topic and reloads it, so there is no query per event for it. Each event
-is resolved with fresh dataloaders (the context of a WebSocket lives as long as the connection).
+event, with the viewer as stored now: it is re-read through the user cache (no query on a warm
+process; a change to the user evicts it and arrives as an event on the viewer's own topic, from
+this process or through the change stream). When that event takes away the conversation of a
+`messageAdded`, it ends at once with NOT_FOUND, as when a message finds it unreadable; once the
+viewer's user is deleted, every subscription ends with UNAUTHENTICATED (the socket stays open
+and its operations answer UNAUTHENTICATED, like HTTP requests with that token). Each event is
+resolved with fresh dataloaders (the context of a WebSocket lives as long as the connection).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from aiohttp import web
 
 from graphql_api.context import Context, Info
 from graphql_api.conversations.models import Conversation, Message
-from graphql_api.errors import BadUserInput, NotFound, Unauthenticated
+from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.pagination import parse_message_cursor
 from graphql_api.policy import can_read
 from graphql_api.realtime.events import (
@@ -67,13 +71,6 @@ async def _listening(context: Context, topics: Iterable[Topic]) -> AsyncIterator
         hub.unsubscribe(subscriber)
 
 
-async def _refresh_viewer(context: Context) -> None:
-    user = await context.services.directory.user_by_id(context.viewer.id)
-    if user is None:
-        raise Unauthenticated("the token's user no longer exists")
-    context.replace_viewer(user)
-
-
 async def message_added(
     info: Info, conversation_id: strawberry.ID, after: str | None = None
 ) -> AsyncGenerator[MessageType, None]:
@@ -106,13 +103,14 @@ async def message_added(
             except TimeoutError:
                 pass
             if isinstance(event, UserChanged):
-                await _refresh_viewer(context)
+                if not can_read(await context.current_viewer(), conversation):
+                    raise NotFound("conversation not found")
                 continue
             if isinstance(event, MessageAdded) and event.message.seq > last_seq:
                 pending[event.message.seq] = event.message
             if not pending:
                 continue
-            if not can_read(context.viewer, conversation):
+            if not can_read(await context.current_viewer(), conversation):
                 raise NotFound("conversation not found")
             if last_seq + 1 not in pending and (event is None or len(pending) > MAX_PENDING):
                 async for message in _messages_after(
@@ -134,7 +132,7 @@ async def _messages_after(
     """Stored messages with `seq` in (seq, until), oldest first, re-checking access per batch."""
     service = context.services.conversations
     while True:
-        if not can_read(context.viewer, conversation):
+        if not can_read(await context.current_viewer(), conversation):
             raise NotFound("conversation not found")
         page = await service.messages_after(conversation.id, seq, REPLAY_BATCH, until=until)
         for message in page:
@@ -155,12 +153,11 @@ async def notification_added(info: Info) -> AsyncGenerator[NotificationType, Non
     async with _listening(context, [user_topic(viewer.id)]) as subscriber:
         while True:
             event = await subscriber.next()
-            if isinstance(event, UserChanged):
-                await _refresh_viewer(context)
-            elif isinstance(event, NotificationAdded):
+            viewer = await context.current_viewer()  # UNAUTHENTICATED once deleted
+            if isinstance(event, NotificationAdded):
                 loaders = context.fresh_loaders()
                 conversation = await loaders.conversations.load(event.notification.conversation_id)
-                if conversation is not None and can_read(context.viewer, conversation):
+                if conversation is not None and can_read(viewer, conversation):
                     yield NotificationType(record=event.notification)
 
 
@@ -171,10 +168,9 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
     async with _listening(context, topics) as subscriber:
         while True:
             event = await subscriber.next()
+            viewer = await context.current_viewer()  # UNAUTHENTICATED once deleted
             conversation: Conversation | None = None
-            if isinstance(event, UserChanged):
-                await _refresh_viewer(context)
-            elif isinstance(event, ConversationCreated):
+            if isinstance(event, ConversationCreated):
                 conversation = event.conversation
             elif isinstance(event, MessageAdded) and event.message.seq > 1:
                 conversation = (
@@ -183,6 +179,6 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
                         event.message.conversation_id
                     )
                 )
-            if conversation is not None and can_read(context.viewer, conversation):
+            if conversation is not None and can_read(viewer, conversation):
                 context.fresh_loaders()
                 yield ConversationType(record=conversation)

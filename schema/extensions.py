@@ -1,4 +1,5 @@
-"""Schema extensions: parse/validation caches and the masking of unexpected errors (SPEC §9).
+"""Schema extensions: the masking of unexpected errors (SPEC §9), and the current viewer of each
+operation on a WebSocket.
 
 Expected failures (`ApiError`, with `extensions.code`) and validation errors pass through; every
 other exception becomes `INTERNAL_SERVER_ERROR` with the request id, its detail only in the log.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from graphql.error import GraphQLError
 from pymongo.errors import (
@@ -20,6 +21,7 @@ from pymongo.errors import (
 )
 from strawberry.extensions import MaskErrors, SchemaExtension
 
+from graphql_api.context import Context
 from graphql_api.errors import ApiError
 
 log = logging.getLogger("graphql_api.errors")
@@ -101,3 +103,18 @@ class StripSuggestions(SchemaExtension):
             else error
             for error in result.errors
         ]
+
+
+class CurrentViewer(SchemaExtension):
+    """Each operation on a WebSocket runs with the viewer as stored now, not as it was at
+    `connection_init`: a removed favorite or company applies to the very next query or mutation,
+    and a deleted user's operations answer UNAUTHENTICATED. The read goes through the user
+    cache (no database command on a warm process). The operation also gets its own dataloaders:
+    the connection's would serve what earlier operations read."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and context.on_socket:
+            await context.refresh_viewer()
+            context.fresh_loaders()
+        yield

@@ -9,7 +9,7 @@ from strawberry.tools import merge_types
 
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
-from schema.extensions import MaskUnexpectedErrors, StripSuggestions
+from schema.extensions import CurrentViewer, MaskUnexpectedErrors, StripSuggestions
 from schema.limits import limit_extensions
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 from schema.shared_events import SharedEventExecutionContext
@@ -28,7 +28,13 @@ class MessagerSchema(strawberry.Schema):
 def build_schema(introspection: bool = True) -> MessagerSchema:
     """The executable schema; without introspection (production), "Did you mean" suggestions
     go too, since they reveal field names."""
-    extensions: list = [ParserCache, ValidationCache, *limit_extensions(), MaskUnexpectedErrors]
+    extensions: list = [
+        ParserCache,
+        ValidationCache,
+        *limit_extensions(),
+        MaskUnexpectedErrors,
+        CurrentViewer,
+    ]
     if not introspection:
         extensions[:0] = [DisableIntrospection, StripSuggestions]
     return MessagerSchema(

@@ -154,7 +154,7 @@ async def _download_viewer(request: web.Request, attachment_id: str) -> User:
         raise Unauthenticated("send a bearer token or use the attachment's signed url")
     if not services.url_signer.verify(attachment_id, user_id, expires, signature):
         raise Unauthenticated("this download link is invalid or has expired")
-    user = await services.directory.user_by_id(user_id) if is_id(user_id) else None
+    user = await services.directory.current_user(user_id) if is_id(user_id) else None
     if user is None:
         raise Unauthenticated("this download link is invalid or has expired")
     return user

@@ -3,6 +3,9 @@
 A practitioner sees every company of its firm; a client sees only its own companies (clients
 never discover the firm's other client files). A company the viewer cannot see answers NOT_FOUND,
 exactly like an unknown id.
+
+The viewer of every request is read through the process's user cache (`current_user`, see
+`user_cache.py`); the favorites mutations evict their user from it as soon as they have written.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pymongo import ReturnDocument
 
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
+from graphql_api.directory.user_cache import UserCache
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.ids import parse_id
 from graphql_api.text import require_unicode
@@ -41,13 +45,24 @@ def visible_companies_filter(viewer: User) -> Document:
 class Directory:
     """Directory reads and favorite changes for one database."""
 
-    def __init__(self, db: Db, on_user_changed: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Db,
+        on_user_changed: Callable[[str], None] | None = None,
+        cached_users: int = 0,
+    ) -> None:
         self.db = db
+        self.cache = UserCache(self.user_by_id, max_users=cached_users)
         # Live subscriptions re-check access with the new favorites at once (the change stream
         # tells the other processes).
         self._on_user_changed = on_user_changed
 
+    async def current_user(self, user_id: str) -> User | None:
+        """The user as stored now, from the cache when it may serve (no database command)."""
+        return await self.cache.get(user_id)
+
     async def user_by_id(self, user_id: str) -> User | None:
+        """The user as stored, read from the database."""
         doc = await self.db.users.find_one({"_id": user_id})
         return User.from_doc(doc) if doc else None
 
@@ -96,9 +111,13 @@ class Directory:
         )
 
     async def _update_favorites(self, viewer: User, update: Document) -> User:
-        doc = await self.db.users.find_one_and_update(
-            {"_id": viewer.id}, update, return_document=ReturnDocument.AFTER
-        )
+        try:
+            doc = await self.db.users.find_one_and_update(
+                {"_id": viewer.id}, update, return_document=ReturnDocument.AFTER
+            )
+        finally:
+            # Even when the answer was lost: the write may have happened.
+            self.cache.evict(viewer.id)
         if doc is None:  # deleted while the request ran
             raise NotFound("user not found")
         if self._on_user_changed is not None:

@@ -45,14 +45,17 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         # Its own client: long-polling change streams must not hold the request pool's
         # connections (nor show in the request's command counts).
         watcher_client = connect(services.settings.mongodb_uri or "")
-        source = ChangeStreamSource(database_of(watcher_client), services.hub)
+        source = ChangeStreamSource(
+            database_of(watcher_client), services.hub, services.directory.cache
+        )
         source.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(source.ready.wait(), CHANGE_STREAM_READY_TIMEOUT_SECONDS)
     else:
         log.warning(
             "this MongoDB offers no change streams (a replica set does): live events reach "
-            "the subscribers of this process only"
+            "the subscribers of this process only, and every request reads its user from the "
+            "database (no user cache)"
         )
     outbox = asyncio.create_task(_complete_fanouts_forever(app), name="notification-outbox")
     yield

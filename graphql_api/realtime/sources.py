@@ -19,6 +19,11 @@ of its time under a 2-worker send load with 2 ms pauses), hence not shorter paus
 Re-reading costs a query per event and per process, so it is skipped where it is useless: for
 this process's own writes (already published, the hub remembers their keys) and for documents
 whose topics have no subscriber here (a bulk import would otherwise cost a query per document).
+
+The `users` stream reports updates, replaces and deletes (not inserts: a user nobody has read
+yet is in no cache). Each evicts the user from this process's user cache, then publishes
+`UserChanged` so that live subscriptions re-read their viewer: the cache serves users only while
+this stream is open (`directory/user_cache.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.database import Db, Document
+from graphql_api.directory.user_cache import UserCache
 from graphql_api.notifications.models import Notification
 from graphql_api.notifications.service import notification_docs
 from graphql_api.realtime.events import (
@@ -77,10 +83,13 @@ async def change_streams_supported(db: Db) -> bool:
 
 _Loader = Callable[[Document], Event]
 
-_COLLECTIONS: dict[str, tuple[str, _Loader]] = {
-    "messages": ("insert", lambda doc: MessageAdded(Message.from_doc(doc))),
-    "conversations": ("insert", lambda doc: ConversationCreated(Conversation.from_doc(doc))),
-    "users": ("update", lambda doc: UserChanged(doc["_id"])),
+# Per collection: the changes watched, and the event a re-read document makes.
+_INSERTS = ["insert"]
+_USER_CHANGES = ["update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate"]
+_COLLECTIONS: dict[str, tuple[list[str], _Loader]] = {
+    "messages": (_INSERTS, lambda doc: MessageAdded(Message.from_doc(doc))),
+    "conversations": (_INSERTS, lambda doc: ConversationCreated(Conversation.from_doc(doc))),
+    "users": (_USER_CHANGES, lambda doc: UserChanged(doc["_id"])),
 }
 
 
@@ -110,9 +119,10 @@ def _topics_of(name: str, document: Document | None) -> list[Topic] | None:
 class ChangeStreamSource:
     """Watches the product's collections and publishes their events to the hub."""
 
-    def __init__(self, db: Db, hub: EventHub) -> None:
+    def __init__(self, db: Db, hub: EventHub, users: UserCache) -> None:
         self.db = db
         self.hub = hub
+        self.users = users
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self._opened = 0
@@ -126,48 +136,67 @@ class ChangeStreamSource:
             )
 
     async def stop(self) -> None:
+        self.users.stop_serving()
         for task in self._tasks:
             task.cancel()
         # Bounded: a watcher cancelled inside PyMongo's server selection may never finish
         # (seen right after the database came back); shutdown must not wait on it forever.
         await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECONDS)
 
-    async def _watch(self, name: str, operation: str, to_event: _Loader) -> None:
-        pipeline = [{"$match": {"operationType": operation}}]
+    async def _watch(self, name: str, operations: list[str], to_event: _Loader) -> None:
+        pipeline = [{"$match": {"operationType": {"$in": operations}}}]
         resume_after = None
         while True:
             try:
                 async with await self.db[name].watch(pipeline, resume_after=resume_after) as stream:
-                    self._mark_open()
-                    pause = IDLE_POLL_SECONDS
-                    while True:
-                        change = await stream.try_next()
-                        if change is None:
-                            await asyncio.sleep(pause)
-                            pause = min(pause * 2, IDLE_POLL_SECONDS)
-                            continue
-                        pause = BUSY_POLL_SECONDS
-                        resume_after = change.get("_id")
-                        await self._publish(name, change, to_event)
+                    self._mark_open(name)
+                    try:
+                        pause = IDLE_POLL_SECONDS
+                        while True:
+                            change = await stream.try_next()
+                            if change is None:
+                                await asyncio.sleep(pause)
+                                pause = min(pause * 2, IDLE_POLL_SECONDS)
+                                continue
+                            pause = BUSY_POLL_SECONDS
+                            resume_after = change.get("_id")
+                            await self._publish(name, change, to_event)
+                            if change.get("operationType") == "invalidate":
+                                resume_after = None  # (dropped) not resumable: open a new one
+                                break
+                    finally:
+                        self._mark_closed(name)
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
                 log.warning("change stream on %s interrupted (%s); reopening", name, exc)
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
+            except Exception:
+                # A change that could not be published must not end the watch for good (users
+                # would then be cached with nothing to evict them).
+                log.exception("change stream on %s failed; reopening", name)
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
 
-    def _mark_open(self) -> None:
+    def _mark_open(self, name: str) -> None:
+        if name == "users":
+            self.users.serve()
         self._opened += 1
         if self._opened >= len(_COLLECTIONS):
             self.ready.set()
 
+    def _mark_closed(self, name: str) -> None:
+        if name == "users":
+            # Other processes' changes to users no longer reach this one: keep none.
+            self.users.stop_serving()
+
     async def _publish(self, name: str, change: Document, to_event: _Loader) -> None:
         key = change.get("documentKey", {}).get("_id")
+        if name == "users":
+            self._user_changed(None if key is None else str(key))
+            return
         if key is None:
             return
         key = str(key)  # the embedded server answers our string ids as ObjectIds here
-        if name == "users":
-            self.hub.publish(UserChanged(key))
-            return
         if self.hub.has_seen(event_key(name, key)):
             return
         topics = _topics_of(name, change.get("fullDocument"))
@@ -183,6 +212,16 @@ class ChangeStreamSource:
             await self._publish_conversation(event)
         else:
             self.hub.publish(event)
+
+    def _user_changed(self, user_id: str | None) -> None:
+        """A user was updated, replaced or deleted (by any process): evicted from the cache
+        first, so that the subscriptions the event wakes read it anew. A change without a user
+        (the collection dropped or renamed) empties the cache."""
+        if user_id is None:
+            self.users.clear()
+            return
+        self.users.evict(user_id)
+        self.hub.publish(UserChanged(user_id))
 
     async def _publish_message(self, event: MessageAdded, doc: Document) -> None:
         """A message, and the notifications it implies: those are derived from the message (its

@@ -1,0 +1,109 @@
+"""The in-process cache of users: authenticating a request on a warm process reads no database.
+
+Every request and every WebSocket operation needs its viewer's user document, and the access
+policy reads its firm, kind, companies and favorites. Those change rarely but must take effect at
+once, on every process. So the cache serves only while something tells it about every change:
+
+- this process's own writes evict the user at once (`evict`, from the favorites mutations);
+- every other process's writes arrive through the `users` change stream (updates, replaces and
+  deletes), which evicts the user before the change is published to live subscriptions.
+
+The change-stream source turns the cache on when its `users` stream opens (`serve`) and off when
+the stream breaks (`stop_serving`); both empty it, since changes may have been missed meanwhile.
+Until then, and for good on a MongoDB without change streams (a standalone server), nothing is
+kept: every read goes to the database, because a cache that is not told about another process's
+writes would keep serving a permission that was taken away.
+
+A read still in flight when its user is evicted answers its callers but is not kept: it may have
+read the document as it was before the change. Users are keyed by id (unique across firms: a hit
+is exactly the document a database read would answer); at most `max_users` are kept, the least
+recently used going first.
+
+    cache = UserCache(directory.user_by_id, max_users=10_000)
+    cache.serve()                 # the users change stream is open
+    await cache.get(user_id)      # a database read, then kept
+    await cache.get(user_id)      # no database command
+    cache.evict(user_id)          # the user changed
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from graphql_api.directory.models import User
+
+Load = Callable[[str], Awaitable[User | None]]
+
+
+class UserCache:
+    """Users by id, kept only while every change to them is known to reach `evict`."""
+
+    def __init__(self, load: Load, max_users: int) -> None:
+        self._load = load
+        self.max_users = max_users
+        self._users: OrderedDict[str, User] = OrderedDict()
+        # One read per user at a time; a read evicted meanwhile is dropped from here, and only
+        # the read found here when it ends may keep its answer.
+        self._reads: dict[str, asyncio.Future[User | None]] = {}
+        self.serving = False
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._users
+
+    async def get(self, user_id: str) -> User | None:
+        """The user as stored (None when there is none); a database read unless it is kept."""
+        user = self._users.get(user_id)
+        if user is not None:
+            self._users.move_to_end(user_id)
+            return user
+        if not self.serving or self.max_users == 0:
+            # Not even shared with a read in flight: it may have started before a change that
+            # nothing will report.
+            return await self._load(user_id)
+        read = self._reads.get(user_id)
+        if read is None:
+            read = asyncio.ensure_future(self._load(user_id))
+            self._reads[user_id] = read
+            read.add_done_callback(lambda done: self._keep(user_id, done))
+        # Shielded: a caller that gives up must not cancel the read the others wait for.
+        return await asyncio.shield(read)
+
+    def _keep(self, user_id: str, read: asyncio.Future[User | None]) -> None:
+        failed = read.cancelled() or read.exception() is not None  # (retrieved: never warned)
+        if self._reads.get(user_id) is not read:
+            return  # evicted (or the cache emptied) while it ran: its answer may be stale
+        del self._reads[user_id]
+        if failed:
+            return
+        user = read.result()
+        if user is not None and self.serving:
+            self._users[user_id] = user
+            self._users.move_to_end(user_id)
+            while len(self._users) > self.max_users:
+                self._users.popitem(last=False)
+
+    def evict(self, user_id: str) -> None:
+        """Forget a user that changed (or was deleted), and any read of it in flight."""
+        self._users.pop(user_id, None)
+        self._reads.pop(user_id, None)
+
+    def clear(self) -> None:
+        """Forget every user (a change whose user is unknown, such as a dropped collection)."""
+        self._users.clear()
+        self._reads.clear()
+
+    def serve(self) -> None:
+        """Keep users from now on: the `users` change stream is open (and reports every change
+        made from here on). Starts empty: changes made before it opened were not reported."""
+        self.clear()
+        self.serving = True
+
+    def stop_serving(self) -> None:
+        """Keep nothing: the `users` change stream is interrupted or closed."""
+        self.serving = False
+        self.clear()
