@@ -34,6 +34,7 @@ from graphql_api.directory.importer import import_directory
 from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET, Api
 from tests.factories import STANDARD_DIRECTORY
+from tests.user_writes import update_user
 
 
 def tagged_directory(tag: str) -> dict[str, list[dict[str, Any]]]:
@@ -263,21 +264,25 @@ def all_paths(conversation_id: str, readable: bool) -> dict[str, object]:
 
 
 async def set_favorites(db: Db, api: Any, user: str, companies: list[str]) -> None:
-    """Replace a user's favorites directly in the database (keys of the directory)."""
-    result = await db.users.update_one(
-        {"_id": user_id(api, user)},
+    """Replace a user's favorites directly in the database (keys of the directory), as another
+    process would; returns once the app has been told (`tests/user_writes.py`)."""
+    await update_user(
+        db,
+        api.http.app,
+        user_id(api, user),
         {"$set": {"favorite_company_ids": [company_id(api, c) for c in companies]}},
     )
-    assert result.matched_count == 1
 
 
 async def set_companies(db: Db, api: Any, user: str, companies: list[str]) -> None:
-    """Replace the companies a client belongs to, directly in the database."""
-    result = await db.users.update_one(
-        {"_id": user_id(api, user)},
+    """Replace the companies a client belongs to, directly in the database, as another process
+    would; returns once the app has been told."""
+    await update_user(
+        db,
+        api.http.app,
+        user_id(api, user),
         {"$set": {"company_ids": [company_id(api, c) for c in companies]}},
     )
-    assert result.matched_count == 1
 
 
 async def insert_user(

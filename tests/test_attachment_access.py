@@ -31,6 +31,7 @@ from tests.conversation_helpers import (
     insert_user,
     user_id,
 )
+from tests.user_writes import update_user
 
 CREATE = """
 mutation($input: CreateConversationInput!) {
@@ -153,14 +154,13 @@ async def world(api, db) -> World:
         ),
     }
     # The strongest claims the data can make for viewers outside the company or the firm.
-    await db.users.update_one(
-        {"_id": user_id(api, "dan")}, {"$push": {"favorite_company_ids": bakery}}
-    )
-    await db.users.update_one(
-        {"_id": user_id(api, "olga")}, {"$set": {"favorite_company_ids": [bakery]}}
-    )
-    await db.users.update_one(
-        {"_id": user_id(api, "oscar")},
+    app = api.http.app
+    await update_user(db, app, user_id(api, "dan"), {"$push": {"favorite_company_ids": bakery}})
+    await update_user(db, app, user_id(api, "olga"), {"$set": {"favorite_company_ids": [bakery]}})
+    await update_user(
+        db,
+        app,
+        user_id(api, "oscar"),
         {"$set": {"company_ids": [bakery], "favorite_company_ids": [bakery]}},
     )
     return World(api, extra)

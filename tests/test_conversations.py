@@ -37,6 +37,7 @@ from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixt
     single_error,
     user_id,
 )
+from tests.user_writes import update_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -802,7 +803,7 @@ async def test_client_message_id_replay_never_answers_a_conversation_the_viewer_
         subject="Payroll secrets",
         client_message_id="k-1",
     )
-    await db.users.update_one({"_id": user_id(api, "bob")}, {"$set": {"company_ids": []}})
+    await update_user(db, api.http.app, user_id(api, "bob"), {"$set": {"company_ids": []}})
     assert await read_single(api, "bob", created["id"]) is None
 
     query = """mutation($input: CreateConversationInput!) {

@@ -19,6 +19,7 @@ from pymongo import ReturnDocument
 from graphql_api.app import init_app
 from graphql_api.directory.importer import import_directory
 from graphql_api.keys import SERVICES
+from tests.user_writes import update_user
 from tests.ws_client import WAIT_SECONDS
 
 CREATE = """
@@ -297,8 +298,11 @@ async def test_a_notification_of_a_conversation_the_viewer_can_no_longer_read_is
     assert await listed_texts(api, "bob") == ["just between us", "about the bakery"]
 
     # bob is no longer a client of bakery: he loses its company conversations.
-    await db.users.update_one(
-        {"_id": uid(api, "bob")}, {"$set": {"company_ids": [], "favorite_company_ids": []}}
+    await update_user(
+        db,
+        api.http.app,
+        uid(api, "bob"),
+        {"$set": {"company_ids": [], "favorite_company_ids": []}},
     )
     assert await api.gql(READABLE, {"id": company_conversation}, as_="bob") == {
         "conversation": None
