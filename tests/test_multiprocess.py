@@ -8,12 +8,17 @@ process accepted which connection), since the API does not expose a process id.
 Then stopping: a SIGKILLed `serve --workers 2` leaves no worker behind (they would keep the
 port), and a SIGTERM with a live subscriber closes it (1001) and stops at once instead of
 waiting out the 15 s shutdown grace.
+
+Last, permissions cross processes too: each process caches users, and a change made through
+another one (a favorite removed through serve A, a client removed by `messager import`) applies
+to this one's open sockets and requests as soon as its change stream delivers it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import http.client
 import json
 import signal
@@ -177,6 +182,7 @@ class Subscriber:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._operations = 0
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -228,12 +234,29 @@ class Subscriber:
 
     async def next(self, operation: str, within: float = WAIT) -> dict[str, Any] | None:
         """The data of the operation's next event; None when none comes `within` seconds."""
-        try:
-            message = await asyncio.wait_for(self._queue(operation).get(), within)
-        except TimeoutError:
+        message = await self.message(operation, within)
+        if message is None:
             return None
         assert message["type"] == "next" and not message["payload"].get("errors"), message
         return message["payload"]["data"]
+
+    async def message(self, operation: str, within: float = WAIT) -> dict[str, Any] | None:
+        """The operation's next message as sent (`next`, `error`, `complete`); None when none
+        comes `within` seconds."""
+        try:
+            return await asyncio.wait_for(self._queue(operation).get(), within)
+        except TimeoutError:
+            return None
+
+    async def run(self, query: str, variables: Any = None) -> dict[str, Any]:
+        """A query or mutation over the socket: its payload (data, and errors if any)."""
+        self._operations += 1
+        operation = f"operation-{self._operations}"
+        await self.subscribe(operation, query, variables)
+        answer = await self.message(operation)
+        assert answer is not None and answer["type"] == "next", answer
+        assert await self.message(operation) == {"id": operation, "type": "complete"}
+        return answer["payload"]
 
     async def closed_by_server(self, within: float = WAIT) -> int | None:
         """The close code once the server has closed the connection (1006: dropped without a
@@ -510,3 +533,178 @@ async def test_sigterm_closes_live_subscriptions_and_stops_promptly(tmp_path, mo
                 await subscriber.close()
     assert close_code in (1001, 1012), f"the subscriber's connection: close code {close_code}"
     assert exit_code == 0, f"serve: exit {exit_code} {PROMPT_STOP:.0f} s after SIGTERM"
+
+
+# -- Live permissions across processes ------------------------------------------------------------
+
+# The spec's directory and paul, a practitioner without favorites: alice reads the bakery's
+# conversations through her favorite only, bob as a client of the bakery.
+LIVE_DIRECTORY: dict[str, Any] = {
+    **SPEC_DIRECTORY,
+    "users": [
+        *SPEC_DIRECTORY["users"],
+        {
+            "key": "paul",
+            "firm": "acme",
+            "kind": "PRACTITIONER",
+            "name": "Paul Girard",
+            "email": "paul@acme.test",
+            "favorites": [],
+        },
+    ],
+}
+HISTORY = """
+query($id: ID!) { conversation(id: $id) { messages(last: 10) { edges { node { body } } } } }
+"""
+REMOVE_FAVORITE = "mutation($id: ID!) { removeFavoriteCompany(companyId: $id) { isFavorite } }"
+NOT_FOUND = {"message": "conversation not found", "extensions": {"code": "NOT_FOUND"}}
+
+
+async def import_live_directory(uri: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """LIVE_DIRECTORY imported into the database at `uri`; its ids and a token per user key."""
+    client = connect(uri)
+    try:
+        ids = await import_directory(database_of(client), LIVE_DIRECTORY)
+    finally:
+        await client.close()
+    tokens = TokenService(Settings(jwt_secret=JWT_SECRET))
+    return ids, {key: tokens.issue(user_id) for key, user_id in ids["users"].items()}
+
+
+async def bakery_conversation(
+    session: aiohttp.ClientSession,
+    serve: Serve,
+    ids: dict[str, Any],
+    token: str,
+    participant: str,
+) -> tuple[str, str]:
+    """A COMPANY conversation of the bakery, created with `token`'s user and `participant` (a
+    user key); its id and the cursor of its opening message."""
+    variables = {
+        "input": {
+            "type": "COMPANY",
+            "companyId": ids["companies"]["bakery"],
+            "participantIds": [ids["users"][participant]],
+            "subject": "Bakery books",
+            "body": "<p>Opening</p>",
+        }
+    }
+    created = (await gql(session, serve, token, CREATE, variables))["createConversation"]
+    return created["id"], created["messages"]["edges"][0]["cursor"]
+
+
+def bodies(payload: dict[str, Any]) -> list[str] | None:
+    conversation = payload["data"]["conversation"]
+    if conversation is None:
+        return None
+    return [edge["node"]["body"] for edge in conversation["messages"]["edges"]]
+
+
+def refused_as(payload: dict[str, Any]) -> dict[str, Any]:
+    """The single error of an answer without data, without its location."""
+    assert payload["data"] is None, payload
+    (error,) = payload["errors"]
+    return {"message": error["message"], "extensions": error["extensions"]}
+
+
+def reply(conversation_id: str, text: str) -> dict[str, Any]:
+    return {"input": {"conversationId": conversation_id, "body": f"<p>{text}</p>"}}
+
+
+async def test_a_favorite_removed_through_one_serve_applies_on_another_serves_socket_and_http(
+    tmp_path, mongo_uri
+):
+    env = cli_env(tmp_path / "data", mongo_uri)
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(serving(env=env, log_dir=tmp_path, name="a", port=free_port()))
+        b = stack.enter_context(serving(env=env, log_dir=tmp_path, name="b", port=free_port()))
+        ids, tokens = await import_live_directory(mongo_uri)
+        await asyncio.gather(a.until_healthy(), b.until_healthy())
+        async with aiohttp.ClientSession() as session:
+            cid, opening = await bakery_conversation(session, a, ids, tokens["bob"], "paul")
+            alice_on_b = await Subscriber.connect(
+                session, f"ws://127.0.0.1:{b.port}/graphql", tokens["alice"]
+            )
+            try:
+                variables = {"conversationId": cid, "after": opening}
+                await alice_on_b.subscribe("messages", MESSAGE_ADDED, variables)
+                await gql(session, a, tokens["bob"], SEND, reply(cid, "Sent through a"))
+                assert await alice_on_b.next("messages") is not None  # live on b
+                assert bodies(await alice_on_b.run(HISTORY, {"id": cid})) == [
+                    "<p>Opening</p>",
+                    "<p>Sent through a</p>",
+                ]
+                assert (await gql(session, b, tokens["alice"], HISTORY, {"id": cid}))[
+                    "conversation"
+                ] is not None
+
+                removed = await gql(
+                    session, a, tokens["alice"], REMOVE_FAVORITE, {"id": ids["companies"]["bakery"]}
+                )
+                assert removed == {"removeFavoriteCompany": {"isFavorite": False}}
+                # b learns it from its change stream: the subscription ends and says why.
+                assert await alice_on_b.message("messages") == {
+                    "id": "messages",
+                    "type": "next",
+                    "payload": {"data": None, "errors": [NOT_FOUND]},
+                }
+                assert await alice_on_b.message("messages") == {
+                    "id": "messages",
+                    "type": "complete",
+                }
+                assert bodies(await alice_on_b.run(HISTORY, {"id": cid})) is None
+                refused = await alice_on_b.run(SEND, reply(cid, "Through b's socket"))
+                assert refused_as(refused) == NOT_FOUND
+                assert await gql(session, b, tokens["alice"], HISTORY, {"id": cid}) == {
+                    "conversation": None
+                }
+            finally:
+                await alice_on_b.close()
+
+
+async def test_a_client_removed_from_its_company_by_messager_import_stops_reading_on_its_socket(
+    tmp_path, mongo_uri
+):
+    env = cli_env(tmp_path / "data", mongo_uri)
+    with serving(env=env, log_dir=tmp_path, name="serve", port=free_port()) as serve:
+        ids, tokens = await import_live_directory(mongo_uri)
+        await serve.until_healthy()
+        async with aiohttp.ClientSession() as session:
+            cid, opening = await bakery_conversation(session, serve, ids, tokens["alice"], "bob")
+            bob = await Subscriber.connect(
+                session, f"ws://127.0.0.1:{serve.port}/graphql", tokens["bob"]
+            )
+            try:
+                await bob.subscribe(
+                    "messages", MESSAGE_ADDED, {"conversationId": cid, "after": opening}
+                )
+                await gql(session, serve, tokens["alice"], SEND, reply(cid, "Before"))
+                assert await bob.next("messages") is not None  # live
+                assert bodies(await bob.run(HISTORY, {"id": cid})) == [
+                    "<p>Opening</p>",
+                    "<p>Before</p>",
+                ]
+
+                # The firm's next import no longer lists bob at the bakery.
+                directory = copy.deepcopy(LIVE_DIRECTORY)
+                (entry,) = [u for u in directory["users"] if u["key"] == "bob"]
+                entry.update(companies=[], favorites=[])
+                file = write_json(tmp_path / "directory.json", directory)
+                imported = await messager("import", str(file), env=env, cwd=tmp_path)
+                assert imported.returncode == 0, imported.stderr
+
+                assert await bob.message("messages") == {
+                    "id": "messages",
+                    "type": "next",
+                    "payload": {"data": None, "errors": [NOT_FOUND]},
+                }
+                assert await bob.message("messages") == {"id": "messages", "type": "complete"}
+                await gql(session, serve, tokens["alice"], SEND, reply(cid, "After"))
+                assert bodies(await bob.run(HISTORY, {"id": cid})) is None
+                refused = await bob.run(SEND, reply(cid, "Still a client?"))
+                assert refused_as(refused) == NOT_FOUND
+                assert await gql(session, serve, tokens["bob"], HISTORY, {"id": cid}) == {
+                    "conversation": None
+                }
+            finally:
+                await bob.close()
