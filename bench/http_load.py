@@ -40,7 +40,7 @@ from bench.delivery import percentile
 
 Data = dict[str, Any]
 Request = tuple[str, str, dict[str, Any]]
-"""(token, query, variables)."""
+"""(token, query, variables); an empty token sends no `Authorization` header."""
 Worker = Callable[[Data | None], Request]
 """The next request, from the previous answer's `data` (None at the start and after an error)."""
 
@@ -136,7 +136,9 @@ async def closed_loop(
         while (sent := time.perf_counter()) < stop:
             token, query, variables = worker(data)
             body = json.dumps({"query": query, "variables": variables})
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
             failure = ""
             try:
                 async with session.post(url, data=body, headers=headers) as response:

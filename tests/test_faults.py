@@ -56,6 +56,9 @@ UNAVAILABLE = {
     "message": "the database is not answering; try again shortly",
     "extensions": {"code": "SERVICE_UNAVAILABLE"},
 }
+# A query that needs the database: a warm process answers the viewer alone from its user cache
+# (until the users change stream notices the outage, docs/architecture.md).
+READS_THE_DATABASE = "{ conversations(first: 1) { edges { node { subject } } } }"
 
 
 class RestartableServer(EmbeddedServer):
@@ -169,7 +172,11 @@ async def send(api: Api, conversation_id: str, text: str, as_: str = "alice") ->
 
 
 def errors_of(body: dict) -> list[dict]:
-    return [{key: error[key] for key in ("message", "extensions")} for error in body["errors"]]
+    """Each error's message and code (masked errors also carry a request id)."""
+    return [
+        {"message": error["message"], "extensions": {"code": error["extensions"]["code"]}}
+        for error in body["errors"]
+    ]
 
 
 async def readyz(api: Api) -> int:
@@ -206,7 +213,7 @@ async def test_requests_during_a_database_outage_answer_service_unavailable_not_
 ):
     conversation_id, _ = await start_conversation(outage_api)
     database_server.stop()
-    query = await post(outage_api, "{ viewer { name } }")
+    query = await post(outage_api, READS_THE_DATABASE)
     write = await send(outage_api, conversation_id, "<p>during the outage</p>")
     assert (query["data"], errors_of(query)) == (None, [UNAVAILABLE])
     assert (write["data"], errors_of(write)) == (None, [UNAVAILABLE])
@@ -273,7 +280,7 @@ async def test_a_stuck_database_answers_service_unavailable_at_the_deadline_not_
     database_server.process.send_signal(signal.SIGSTOP)
     database_server.restarts += 1  # let the app's watchers settle after SIGCONT
     try:
-        answer = await post(outage_api, "{ viewer { name } }")
+        answer = await post(outage_api, READS_THE_DATABASE)
         assert (answer["data"], errors_of(answer)) == (None, [UNAVAILABLE])
         assert await readyz(outage_api) == 503
     finally:
