@@ -88,7 +88,11 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         if settings.legacy_graphql_ws:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         super().__init__(
-            schema=build_schema(introspection=settings.introspection_enabled),
+            schema=build_schema(
+                introspection=settings.introspection_enabled,
+                max_query_cost=settings.max_query_cost,
+                request_timeout_seconds=settings.request_timeout_seconds,
+            ),
             graphql_ide="graphiql" if settings.introspection_enabled else None,
             subscription_protocols=protocols,
             connection_init_wait_timeout=timedelta(

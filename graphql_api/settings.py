@@ -40,6 +40,12 @@ class Settings(BaseSettings):
 
     db_timeout_ms: int = Field(default=10_000, gt=0)
     """Deadline of every database operation of a request."""
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Deadline of a whole query or mutation: past it, its work is cancelled and it answers
+    `REQUEST_TIMEOUT`."""
+    max_query_cost: int = Field(default=5000, gt=0)
+    """The largest cost of an operation (`schema/query_cost.py`: about the number of objects
+    its answer may hold); a costlier one answers `QUERY_TOO_COSTLY` before it runs."""
 
     public_url: str | None = None
     """The API's address as browsers reach it, for `Attachment.url`; default: the request's."""
