@@ -206,10 +206,17 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 when the database answers a ping through the pool requests use, 503 otherwise.
+
+    The ping shares the requests' pool on purpose: a process whose pool cannot give it a
+    connection within the bound (exhausted, or wedged) is as unable to serve as one whose
+    database is down, and an orchestrator should take it out or restart it. The asyncio bound
+    also covers waits that PyMongo's own deadline does not (its pool's lock)."""
     try:
-        with pymongo.timeout(READINESS_TIMEOUT_SECONDS):
-            await request.app[SERVICES].db.command("ping")
-    except PyMongoError:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            with pymongo.timeout(READINESS_TIMEOUT_SECONDS):
+                await request.app[SERVICES].db.command("ping")
+    except (PyMongoError, TimeoutError):
         return web.json_response(
             {"status": "unavailable", "reason": "database does not answer"}, status=503
         )

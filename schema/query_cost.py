@@ -50,7 +50,7 @@ from graphql import (
 from graphql.type import GraphQLInterfaceType
 from strawberry.extensions import SchemaExtension
 
-from graphql_api.conversations.service import DEFAULT_HISTORY_PAGE
+from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE
 from graphql_api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 PAGE_ARGUMENTS = ("first", "last")
