@@ -27,7 +27,7 @@ from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
-from graphql_api.errors import ApiError
+from graphql_api.errors import ApiError, RequestTimeout
 from graphql_api.keys import (
     LISTENERS,
     REQUEST_ID,
@@ -115,13 +115,30 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         )
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        if self.is_websocket_request(request) and not _origin_allowed(request, self.settings):
-            # Browsers send cookies, never our bearer token, on a WebSocket; refusing foreign
-            # origins still stops cross-site pages from even opening one.
-            return web.json_response(
-                {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
-            )
-        return await super().__call__(request)
+        if self.is_websocket_request(request):
+            if not _origin_allowed(request, self.settings):
+                # Browsers send cookies, never our bearer token, on a WebSocket; refusing
+                # foreign origins still stops cross-site pages from even opening one.
+                return web.json_response(
+                    {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
+                )
+            return await super().__call__(request)
+        # The whole request has a deadline, loading the viewer included: past it, its work is
+        # cancelled and its connections go back to the pool (issue 20).
+        seconds = self.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(seconds) as deadline:
+                return await super().__call__(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        timeout = RequestTimeout(seconds)
+        return web.json_response(
+            {
+                "data": None,
+                "errors": [{"message": timeout.message, "extensions": timeout.extensions}],
+            }
+        )
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None

@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from graphql_api.errors import RequestTimeout
 from graphql_api.settings import Settings
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
@@ -28,12 +29,14 @@ REQUEST_TIMEOUT_SECONDS: float = Settings.model_fields["request_timeout_seconds"
 
 
 class MessagerSchema(strawberry.Schema):
-    """Strawberry's schema with a deadline on every query and mutation (HTTP and WebSocket).
+    """Strawberry's schema with a deadline on every query and mutation.
 
     Past `request_timeout_seconds` the operation's work is cancelled and it answers one
-    `REQUEST_TIMEOUT` error: whatever it asked for, a request gives its connections and its
-    memory back in bounded time. Subscriptions are not bounded (they live as long as asked);
-    each event they deliver is costed like a query.
+    `REQUEST_TIMEOUT` error: whatever it asked for, an operation gives its connections and its
+    memory back in bounded time. Over HTTP the view bounds the whole request the same way
+    (authentication included), so this deadline is what bounds operations sent over a
+    WebSocket. Subscriptions are not bounded (they live as long as asked); each event they
+    deliver is costed like a query.
     """
 
     request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS
@@ -55,16 +58,9 @@ class MessagerSchema(strawberry.Schema):
         except TimeoutError:
             if not deadline.expired():
                 raise
+        timeout = RequestTimeout(seconds)
         return GraphQLExecutionResult(
-            data=None,
-            errors=[
-                GraphQLError(
-                    f"the request did not finish within {seconds:g} seconds and was stopped; "
-                    "ask for less (smaller pages) or try again (a write may or may not have "
-                    "been saved: resend it with the same clientMessageId)",
-                    extensions={"code": "REQUEST_TIMEOUT"},
-                )
-            ],
+            data=None, errors=[GraphQLError(timeout.message, extensions=timeout.extensions)]
         )
 
 
