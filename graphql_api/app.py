@@ -25,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
+from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError, RequestTimeout
@@ -262,7 +263,13 @@ def init_app(
     settings: Settings, mongo_listeners: Sequence[CommandListener] = ()
 ) -> web.Application:
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
-    app = web.Application(middlewares=[request_id_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            body_timeout_middleware(settings.body_timeout_seconds, settings.body_min_rate),
+        ],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()

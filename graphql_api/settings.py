@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     """Deadline of a whole query or mutation: past it, its work is cancelled and it answers
     `REQUEST_TIMEOUT`."""
+    body_timeout_seconds: float = Field(default=20.0, gt=0)
+    """A request body silent or slower than `body_min_rate` for this long answers 408."""
+    body_min_rate: float = Field(default=500.0, gt=0)
+    """Bytes per second a request body must arrive at, over each `body_timeout_seconds`."""
     max_query_cost: int = Field(default=5000, gt=0)
     """The largest cost of an operation (`schema/query_cost.py`: about the number of objects
     its answer may hold); a costlier one answers `QUERY_TOO_COSTLY` before it runs."""
