@@ -25,9 +25,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
+from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
-from graphql_api.errors import ApiError
+from graphql_api.errors import ApiError, RequestTimeout
 from graphql_api.keys import (
     LISTENERS,
     REQUEST_ID,
@@ -88,7 +89,11 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         if settings.legacy_graphql_ws:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         super().__init__(
-            schema=build_schema(introspection=settings.introspection_enabled),
+            schema=build_schema(
+                introspection=settings.introspection_enabled,
+                max_query_cost=settings.max_query_cost,
+                request_timeout_seconds=settings.request_timeout_seconds,
+            ),
             graphql_ide="graphiql" if settings.introspection_enabled else None,
             subscription_protocols=protocols,
             connection_init_wait_timeout=timedelta(
@@ -111,13 +116,30 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         )
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        if self.is_websocket_request(request) and not _origin_allowed(request, self.settings):
-            # Browsers send cookies, never our bearer token, on a WebSocket; refusing foreign
-            # origins still stops cross-site pages from even opening one.
-            return web.json_response(
-                {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
-            )
-        return await super().__call__(request)
+        if self.is_websocket_request(request):
+            if not _origin_allowed(request, self.settings):
+                # Browsers send cookies, never our bearer token, on a WebSocket; refusing
+                # foreign origins still stops cross-site pages from even opening one.
+                return web.json_response(
+                    {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
+                )
+            return await super().__call__(request)
+        # The whole request has a deadline, loading the viewer included: past it, its work is
+        # cancelled and its connections go back to the pool (issue 20).
+        seconds = self.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(seconds) as deadline:
+                return await super().__call__(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        timeout = RequestTimeout(seconds)
+        return web.json_response(
+            {
+                "data": None,
+                "errors": [{"message": timeout.message, "extensions": timeout.extensions}],
+            }
+        )
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
@@ -202,10 +224,17 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 when the database answers a ping through the pool requests use, 503 otherwise.
+
+    The ping shares the requests' pool on purpose: a process whose pool cannot give it a
+    connection within the bound (exhausted, or wedged) is as unable to serve as one whose
+    database is down, and an orchestrator should take it out or restart it. The asyncio bound
+    also covers waits that PyMongo's own deadline does not (its pool's lock)."""
     try:
-        with pymongo.timeout(READINESS_TIMEOUT_SECONDS):
-            await request.app[SERVICES].db.command("ping")
-    except PyMongoError:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            with pymongo.timeout(READINESS_TIMEOUT_SECONDS):
+                await request.app[SERVICES].db.command("ping")
+    except (PyMongoError, TimeoutError):
         return web.json_response(
             {"status": "unavailable", "reason": "database does not answer"}, status=503
         )
@@ -234,7 +263,13 @@ def init_app(
     settings: Settings, mongo_listeners: Sequence[CommandListener] = ()
 ) -> web.Application:
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
-    app = web.Application(middlewares=[request_id_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            body_timeout_middleware(settings.body_timeout_seconds, settings.body_min_rate),
+        ],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()

@@ -11,6 +11,7 @@ subscriptions re-read it for every event (`current_viewer`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,19 @@ from pymongo.errors import PyMongoError
 from strawberry.dataloader import DataLoader
 
 from graphql_api.attachments.store import Attachment
+from graphql_api.conversations.history import HistoryRequest
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.directory.models import Company, User
 from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unauthenticated
 from graphql_api.ids import try_parse_id
+from graphql_api.pagination import Page
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# History pages one operation reads at once: a list of 100 conversations with their messages
+# takes this many pooled connections, not 100 (issue 20).
+HISTORY_READS_IN_FLIGHT = 4
 
 if TYPE_CHECKING:
     from strawberry.types import Info as StrawberryInfo
@@ -82,6 +89,18 @@ class Loaders:
     @cached_property
     def attachments(self) -> DataLoader[str, Attachment | None]:
         return DataLoader(_by_id(self._services.attachments.by_ids))
+
+    @cached_property
+    def history_pages(self) -> DataLoader[HistoryRequest, Page[Message]]:
+        """Pages of `Conversation.messages`: each distinct page read once, with at most
+        `HISTORY_READS_IN_FLIGHT` queries at once for the whole operation."""
+        conversations = self._services.conversations
+        in_flight = asyncio.Semaphore(HISTORY_READS_IN_FLIGHT)
+
+        async def load(requests: list[HistoryRequest]) -> list[Page[Message] | ApiError]:
+            return await conversations.history_pages(requests, in_flight)
+
+        return DataLoader(load, cache_key_fn=lambda r: r.key)
 
     @cached_property
     def unread_counts(self) -> DataLoader[Conversation, int]:

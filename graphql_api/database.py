@@ -16,6 +16,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandListener
 
+from graphql_api import pymongo_patch
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "messager"
@@ -128,6 +130,7 @@ def connect(
 ) -> AsyncMongoClient[Document]:
     """A client; `timeout_ms` is a deadline for every operation (a stuck query then fails and
     frees its worker instead of hanging). Change streams use a client without one."""
+    pymongo_patch.install()
     options: dict[str, Any] = {}
     if timeout_ms is not None:
         options["timeoutMS"] = timeout_ms

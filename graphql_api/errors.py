@@ -53,6 +53,19 @@ class ServiceUnavailable(ApiError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class RequestTimeout(ApiError):
+    """A request stopped at its deadline (`Settings.request_timeout_seconds`)."""
+
+    code = "REQUEST_TIMEOUT"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the request did not finish within {seconds:g} seconds and was stopped; ask for "
+            "less (smaller pages) or try again (a write may or may not have been saved: resend "
+            "it with the same clientMessageId)"
+        )
+
+
 class InternalError(ApiError):
     """A server fault already logged with its request id; the client sees only that id."""
 

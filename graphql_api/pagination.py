@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from graphql_api.errors import BadUserInput
 from graphql_api.ids import is_id
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page of a list, and whether there is more on either side."""
+
+    items: list[T]
+    has_next_page: bool
+    has_previous_page: bool
 
 
 def page_size(value: int | None, name: str, default: int = DEFAULT_PAGE_SIZE) -> int:

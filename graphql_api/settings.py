@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     user_cache_size: int = Field(default=10_000, ge=0)
     """Users each process keeps in memory (0: none); only while change streams report every
     change to them (docs/architecture.md)."""
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Deadline of a whole query or mutation: past it, its work is cancelled and it answers
+    `REQUEST_TIMEOUT`."""
+    body_timeout_seconds: float = Field(default=20.0, gt=0)
+    """A request body silent or slower than `body_min_rate` for this long answers 408."""
+    body_min_rate: float = Field(default=500.0, gt=0)
+    """Bytes per second a request body must arrive at, over each `body_timeout_seconds`."""
+    max_query_cost: int = Field(default=5000, gt=0)
+    """The largest cost of an operation (`schema/query_cost.py`: about the number of objects
+    its answer may hold); a costlier one answers `QUERY_TOO_COSTLY` before it runs."""
 
     public_url: str | None = None
     """The API's address as browsers reach it, for `Attachment.url`; default: the request's."""

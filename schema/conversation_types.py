@@ -14,6 +14,7 @@ import strawberry
 from graphql_api.attachments.store import Attachment
 from graphql_api.context import Info
 from graphql_api.conversations import models
+from graphql_api.conversations.history import HistoryRequest
 from graphql_api.directory.models import User, UserKind
 from graphql_api.errors import NotFound
 from graphql_api.pagination import message_cursor
@@ -202,8 +203,8 @@ class ConversationType:
         last: int | None = None,
         before: str | None = None,
     ) -> MessageConnection:
-        page = await info.context.services.conversations.history(
-            self.record, first=first, after=after, last=last, before=before
+        page = await info.context.loaders.history_pages.load(
+            HistoryRequest(self.record, first=first, after=after, last=last, before=before)
         )
         cursors = [message_cursor(m.seq) for m in page.items]
         return MessageConnection(

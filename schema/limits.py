@@ -1,5 +1,5 @@
-"""Query limits (OWASP GraphQL): depth, aliases, tokens, directives; each a factory, so every
-operation gets its own extension instance (instances would share state across requests)."""
+"""Query limits (OWASP GraphQL): depth, aliases, tokens, directives and cost; each a factory, so
+every operation gets its own extension instance (instances would share state across requests)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
+from graphql_api.settings import Settings
+from schema.query_cost import QueryCostLimiter
+
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 MAX_DIRECTIVES = 20
+MAX_QUERY_COST: int = Settings.model_fields["max_query_cost"].default  # MESSAGER_MAX_QUERY_COST
 
 
 class MaxDirectivesRule(ValidationRule):
@@ -44,8 +48,10 @@ _RULES = [
 ]
 
 
-def limit_extensions() -> list[Callable[[], SchemaExtension]]:
+def limit_extensions(max_cost: int = MAX_QUERY_COST) -> list[Callable[[], SchemaExtension]]:
     return [
         lambda: AddValidationRules(list(_RULES)),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        # At execution, so after validation: the document has no fragment cycles by then.
+        lambda: QueryCostLimiter(max_cost=max_cost),
     ]

@@ -38,16 +38,16 @@ def nested(fields: list[str], leaf: str = "id") -> str:
 
 
 # conversations > edges > node > messages > edges > node > conversation > messages > edges > node
-# puts the leaf `id` 10 levels below the root field.
+# puts the leaf `id` 10 levels below the root field (small pages: under the cost limit).
 DEPTH_10_PATH = [
-    "conversations",
+    "conversations(first: 5)",
     "edges",
     "node",
-    "messages",
+    "messages(first: 5)",
     "edges",
     "node",
     "conversation",
-    "messages",
+    "messages(first: 5)",
     "edges",
     "node",
 ]

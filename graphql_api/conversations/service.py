@@ -13,31 +13,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from graphql_api.attachments.store import AttachmentStore
-from graphql_api.conversations import validation
+from graphql_api.conversations import history, validation
+from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryRequest
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
 from graphql_api.conversations.read_marks import Mark, move_read_marks, read_mark_id
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.directory.service import Directory, search_filter
-from graphql_api.errors import BadUserInput, NotFound
+from graphql_api.errors import ApiError, BadUserInput, NotFound
 from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id, new_id, parse_id
 from graphql_api.notifications.service import Notifications
-from graphql_api.pagination import (
-    page_size,
-    parse_activity_cursor,
-    parse_message_cursor,
-)
+from graphql_api.pagination import Page, page_size, parse_activity_cursor
 from graphql_api.policy import (
     can_read,
     eligible_participants_filter,
@@ -51,15 +48,7 @@ from graphql_api.realtime.sources import Publisher
 T = TypeVar("T")
 
 MAX_ELIGIBLE_RESULTS = 200
-DEFAULT_HISTORY_PAGE = 50
 UNREAD_SCAN_BATCH = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    has_next_page: bool
-    has_previous_page: bool
 
 
 def _now() -> datetime:
@@ -350,33 +339,16 @@ class Conversations:
         before: str | None = None,
     ) -> Page[Message]:
         """A page of a conversation's messages, oldest first; the newest page by default."""
-        if first is not None and last is not None:
-            raise BadUserInput("pass first or last, not both")
-        seq_range: Document = {}
-        if after is not None:
-            seq_range["$gt"] = parse_message_cursor(after, "after")
-        if before is not None:
-            seq_range["$lt"] = parse_message_cursor(before, "before")
-        query: Document = {"conversation_id": {"$eq": conversation.id}}
-        if seq_range:
-            query["seq"] = seq_range
-        forward = first is not None or (after is not None and last is None)
-        if forward:
-            size = page_size(first, "first", DEFAULT_HISTORY_PAGE)
-            docs = await self.db.messages.find(query).sort("seq", 1).limit(size + 1).to_list()
-            items = [Message.from_doc(d) for d in docs]
-            return Page(
-                items=items[:size],
-                has_next_page=len(items) > size,
-                has_previous_page=after is not None and seq_range["$gt"] > 0,
-            )
-        size = page_size(last, "last", DEFAULT_HISTORY_PAGE)
-        docs = await self.db.messages.find(query).sort("seq", -1).limit(size + 1).to_list()
-        items = [Message.from_doc(d) for d in docs]
-        page = list(reversed(items[:size]))
-        return Page(
-            items=page, has_next_page=before is not None, has_previous_page=len(items) > size
+        return await history.read_page(
+            self.db, HistoryRequest(conversation, first, after, last, before)
         )
+
+    async def history_pages(
+        self, requests: Sequence[HistoryRequest], in_flight: asyncio.Semaphore
+    ) -> list[Page[Message] | ApiError]:
+        """Pages of many conversations (see `history`), in request order, with at most
+        `in_flight` queries at once."""
+        return await history.read_pages(self.db, requests, in_flight)
 
     async def eligible_participants(
         self, viewer: User, kind: ConversationKind, company_id: str | None, search: str | None
@@ -610,4 +582,4 @@ class Conversations:
         return found[:wanted]
 
 
-__all__ = ["Conversations", "Page", "can_read"]
+__all__ = ["DEFAULT_HISTORY_PAGE", "Conversations", "HistoryRequest", "Page", "can_read"]
