@@ -62,7 +62,7 @@ from graphql_api.conversations.models import (
 )
 from graphql_api.conversations.read_marks import read_mark_id
 from graphql_api.conversations.service import Conversations
-from graphql_api.conversations.validation import clean_body
+from graphql_api.conversations.validation import clean_body_now
 from graphql_api.database import DEFAULT_DATABASE
 from graphql_api.directory.models import User, UserKind
 from graphql_api.ids import new_id
@@ -435,7 +435,7 @@ def _insert(db: Database[Doc], collection: str, docs: list[Doc]) -> None:
 
 def _bodies() -> list[tuple[str, str]]:
     """(HTML, text) pairs through the product's own sanitizer, as `sendMessage` stores them."""
-    return [clean_body(body, 0) for body in BODIES]
+    return [clean_body_now(body, 0) for body in BODIES]
 
 
 def _at(millis: int) -> datetime:
@@ -678,7 +678,7 @@ class Sentinel:
             return_document=ReturnDocument.AFTER,
         )
         seq = int(updated["message_count"])
-        html, text = clean_body(f"<p>sentinel {index}</p>", 0)
+        html, text = clean_body_now(f"<p>sentinel {index}</p>", 0)
         doc = Conversations._message_doc(
             message_id,
             self.author,

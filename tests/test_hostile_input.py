@@ -585,6 +585,60 @@ async def test_client_message_id_with_control_characters_is_bad_user_input(api, 
     )
 
 
+# -- Bodies that cost the sanitizer (issue 20) ----------------------------------------------------
+
+NESTED_TOO_DEEPLY = (
+    "BAD_USER_INPUT",
+    "body formatting is nested too deeply: at most 100 levels of lists, quotes and styles "
+    "inside one another",
+)
+STORED_TOO_LARGE = (
+    "BAD_USER_INPUT",
+    "body must be at most 100 KB of HTML once sanitized (links and characters such as & take "
+    "more room when stored)",
+)
+
+# Each nests deeper than 100 for the HTML parser (its time grows with depth times tags: the
+# first took seconds of the event loop) while hiding closing tags where the parser does not
+# see them: in comments, quoted attributes, raw text, or out of scope.
+DEEP_BODIES = [
+    ("nested-lists", "x" + "<ul><li>" * 12_799),
+    ("nested-quotes", "<blockquote>" * 8_000),
+    ("unclosed-divs", "<div>" * 20_000),
+    ("closing-tags-in-comments", "<ul><li><!-- </li></ul> -->" * 200),
+    ("comment-not-closed-by-dash-dash-space", "<ul><li><!-- -- ></li></ul> -->" * 200),
+    ("closing-tag-in-a-quoted-attribute", "<style><x a=\"</style>\"><ul><li></style>" * 200),
+    ("list-item-end-out-of-scope", "<li><ul></li>" * 200),
+    ("formatting-end-with-a-block-above", "<b><div></b>" * 200),
+    ("escaped-script-text", "<ul><li><script><!--<script></script></li></ul>-->" * 100),
+]
+
+
+@pytest.mark.parametrize(("body"), [pytest.param(b, id=name) for name, b in DEEP_BODIES])
+async def test_body_nested_deeper_than_100_levels_is_refused(api, db, conversation_id, body):
+    assert (await post(api, conversation_id, body))["error"] == NESTED_TOO_DEEPLY
+    assert await db.messages.count_documents(firm_filter(api)) == 1
+
+
+async def test_body_nested_100_levels_deep_is_stored(api, conversation_id):
+    body = "<ul><li>" * 50 + "x" + "</li></ul>" * 50
+    assert (await post(api, conversation_id, body))["body"] == body
+
+
+async def test_body_growing_past_100_kb_when_sanitized_is_refused(api, db, conversation_id):
+    # Issue 20: 100 KB of "<a>x" was stored as 0.87 MB (each link gains its rel attribute).
+    assert (await post(api, conversation_id, "<a>x" * 25_599))["error"] == STORED_TOO_LARGE
+    variables = {"input": create_input(api, "PRIVATE", ["paul"], body="&" * 30_000)}
+    assert await single_error(api, CREATE, variables, as_="alice") == STORED_TOO_LARGE
+    assert await db.messages.count_documents(firm_filter(api)) == 1
+
+
+async def test_body_of_exactly_100_kb_once_sanitized_is_stored(api, conversation_id):
+    stored = await post(api, conversation_id, "&" * 20_480)  # "&amp;" is 5 bytes
+    assert len(stored["body"].encode()) == 100 * 1024
+    assert stored["bodyText"] == "&" * 20_480
+
+
 # -- Unicode --------------------------------------------------------------------------------------
 
 

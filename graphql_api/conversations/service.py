@@ -116,7 +116,7 @@ class Conversations:
         company_oid = await self._company_for_kind(viewer, kind, company_id)
         subject = validation.clean_subject(subject)
         attachments = validation.clean_attachment_ids(attachment_ids)
-        html, text = validation.clean_body(body, len(attachments))
+        html, text = await validation.clean_body(body, len(attachments))
         others = validation.clean_participant_ids(participant_ids, viewer.id)
         client_message_id = validation.clean_client_message_id(client_message_id)
 
@@ -195,7 +195,7 @@ class Conversations:
         conversation = await fetch_readable(self.db, viewer, conversation_id)
         self.limiter.check(viewer.id, "message", "messages")
         attachments = validation.clean_attachment_ids(attachment_ids)
-        html, text = validation.clean_body(body, len(attachments))
+        html, text = await validation.clean_body(body, len(attachments))
         client_message_id = validation.clean_client_message_id(client_message_id)
         if client_message_id is None:
             return await self._store_reply(viewer, conversation, html, text, attachments, None)
