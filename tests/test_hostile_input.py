@@ -607,7 +607,7 @@ DEEP_BODIES = [
     ("unclosed-divs", "<div>" * 20_000),
     ("closing-tags-in-comments", "<ul><li><!-- </li></ul> -->" * 200),
     ("comment-not-closed-by-dash-dash-space", "<ul><li><!-- -- ></li></ul> -->" * 200),
-    ("closing-tag-in-a-quoted-attribute", "<style><x a=\"</style>\"><ul><li></style>" * 200),
+    ("closing-tag-in-a-quoted-attribute", '<style><x a="</style>"><ul><li></style>' * 200),
     ("list-item-end-out-of-scope", "<li><ul></li>" * 200),
     ("formatting-end-with-a-block-above", "<b><div></b>" * 200),
     ("escaped-script-text", "<ul><li><script><!--<script></script></li></ul>-->" * 100),
