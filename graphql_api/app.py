@@ -25,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
+from graphql_api.auth import warn_if_unbound
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError
@@ -226,6 +227,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         # Start anyway: /readyz reports the database, and requests fail cleanly until it is back.
         log.warning("could not prepare the database at start-up: %s", exc)
     app[SERVICES] = Services.build(settings, client, db)
+    warn_if_unbound(settings)
     yield
     await bounded(client.close(), "closing the database client")
 
