@@ -2,8 +2,10 @@
 
 Sanitizing is nh3 (the Ammonia sanitizer): an HTML5 parser, not regexes, so mutation-XSS tricks
 are parsed the way a browser would and removed. Links keep http, https and mailto only, and get
-`rel="noopener noreferrer"`. The plain text (previews, notifications, search) is taken from the
-sanitized HTML with block elements turned into line breaks.
+`rel="noopener noreferrer"`. Format characters go too (`graphql_api.text`): a right-to-left override
+would make "invoice\u202egpj.exe" read "invoiceexe.jpg" in the message and its previews. The
+plain text (previews, notifications, search) is taken from the sanitized HTML with block elements
+turned into line breaks.
 
 Sanitizing is CPU work of up to tens of milliseconds for a large body, so it runs off the event
 loop, in a small pool of its own (`off_loop`): nh3 releases the GIL while it parses, and the
@@ -23,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 import nh3
+
+from graphql_api.text import strip_format_characters
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,7 +66,7 @@ _LINE_BREAKS = frozenset({"p", "h1", "h2", "h3", "li", "blockquote", "pre", "ol"
 
 
 def _clean_once(body: str) -> str:
-    return nh3.clean(
+    cleaned = nh3.clean(
         body,
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
@@ -70,7 +74,9 @@ def _clean_once(body: str) -> str:
         url_relative="deny",  # relative and protocol-relative links have no allowed scheme
         link_rel="noopener noreferrer",
         strip_comments=True,
-    ).strip()
+    )
+    # After nh3, which decodes "&#x202e;" into the character it names.
+    return strip_format_characters(cleaned, bidi_replacement=" ").strip()
 
 
 _pool = ThreadPoolExecutor(max_workers=SANITIZER_THREADS, thread_name_prefix="sanitizer")

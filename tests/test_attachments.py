@@ -529,6 +529,13 @@ async def test_filename_loses_the_right_to_left_override(api):
     assert answer["filename"] == "invoicefdp.exe"
 
 
+async def test_filename_loses_zero_width_and_other_format_characters(api):
+    # Issue 20: U+2060, U+061C and tag characters were kept (invisible in a file list).
+    sent = "re\u200bport\u2060\ufeff\u061c\u00ad\U000e0041.pdf"
+    answer = await uploaded(api, "alice", b"%PDF-1.4", filename=sent)
+    assert answer["filename"] == "report.pdf"
+
+
 async def test_filename_loses_its_control_characters(api):
     # Browsers percent-encode what cannot stand in the header; aiohttp encodes everything.
     answer = await uploaded(api, "alice", b"hello", filename="re%00po%0D%0Art%7F%1B.txt")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from html.parser import HTMLParser
 
 import pytest
@@ -675,14 +676,59 @@ async def test_subject_of_only_unsafe_characters_is_empty(api, db):
     assert await single_error(api, CREATE, variables, as_="alice") == SUBJECT_ERROR
 
 
-UNSAFE = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F)]} | {
-    "\u2066",
-    "\u2067",
-    "\u2068",
-    "\u2069",
-    "\u200e",
-    "\u200f",
-}
+@pytest.mark.parametrize(
+    "subject",
+    [
+        pytest.param("\u200b", id="zero-width-space"),
+        pytest.param("\u200c\u200d", id="zero-width-joiners"),
+        pytest.param("\u2060", id="word-joiner"),
+        pytest.param("\ufeff", id="byte-order-mark"),
+        pytest.param("\u061c", id="arabic-letter-mark"),
+        pytest.param("\u00ad\u2064\U000e0041", id="soft-hyphen-invisible-plus-tag"),
+        pytest.param("\u200b \ufeff\u2060 \u200d", id="mixed-with-spaces"),
+        pytest.param("\u3164\u2800", id="blank-letters"),
+    ],
+)
+async def test_subject_of_only_invisible_characters_is_refused(api, db, subject):
+    # Issue 20: such a subject was accepted, and listed as an empty line in every inbox.
+    variables = {"input": create_input(api, "PRIVATE", ["paul"], subject=subject)}
+    assert await single_error(api, CREATE, variables, as_="alice") == SUBJECT_ERROR
+    assert await db.conversations.count_documents(firm_filter(api)) == 0
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        pytest.param("in\u200bvoice\ufeff 2026\u2060", "invoice 2026", id="zero-width-in-words"),
+        pytest.param("Team 👩\u200d💻 sync", "Team 👩\u200d💻 sync", id="emoji-sequence-kept"),
+        pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", None, id="persian-kept"),
+        pytest.param("a\u061cb", "a b", id="arabic-letter-mark"),
+    ],
+)
+async def test_subject_loses_format_characters_but_keeps_joiners_inside_words(
+    api, subject, expected
+):
+    created = await create(api, "alice", "PRIVATE", ["paul"], subject=subject)
+    assert created["subject"] == (subject if expected is None else expected)
+
+
+async def test_body_and_its_text_lose_bidi_controls_and_zero_width_characters(api, conversation_id):
+    # Issue 20: bodyText kept U+202E, isolates, ZWSP and BOM, so previews and notification
+    # emails could show "invoice\u202egpj.exe" as "invoiceexe.jpg".
+    body = "<p>invoice\u202egpj.exe \u2067x\u2069 pay\u200bable\ufeff &#x202E;!</p>"
+    stored = await post(api, conversation_id, body)
+    assert (stored["body"], stored["bodyText"]) == (
+        "<p>invoice gpj.exe  x  payable  !</p>",
+        "invoice gpj.exe x payable !",
+    )
+
+
+async def test_body_of_only_zero_width_characters_is_empty(api, conversation_id):
+    assert (await post(api, conversation_id, "<p>\u200b\ufeff\u2060</p>"))["error"] == BODY_EMPTY
+
+
+FORMAT_CHARACTERS_SHOWN = {"\u200c", "\u200d"}  # joiners, kept between non-ASCII characters
+UNSAFE = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
 
 
 @HOSTILE_SETTINGS
@@ -700,6 +746,7 @@ async def test_any_subject_is_refused_or_stored_clean(api, subject):
     assert 1 <= len(stored) <= 200
     assert stored == stored.strip()
     assert not UNSAFE & set(stored)
+    assert {c for c in stored if unicodedata.category(c) == "Cf"} <= FORMAT_CHARACTERS_SHOWN
     assert "  " not in stored
 
 

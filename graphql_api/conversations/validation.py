@@ -13,7 +13,13 @@ from graphql_api.errors import BadUserInput
 from graphql_api.html_nesting import nesting_depth
 from graphql_api.ids import is_id
 from graphql_api.rich_text import html_to_text, off_loop, sanitize_html, utf8_length
-from graphql_api.text import UNSAFE_CHARACTERS, require_unicode
+from graphql_api.text import (
+    CONTROL_CHARACTERS,
+    UNSAFE_CHARACTERS,
+    has_visible_character,
+    require_unicode,
+    strip_format_characters,
+)
 
 MAX_SUBJECT_LENGTH = 200
 MAX_BODY_BYTES = 100 * 1024
@@ -26,10 +32,13 @@ MAX_CLIENT_MESSAGE_ID_LENGTH = 100
 
 
 def clean_subject(subject: str) -> str:
+    """The subject as plain text: control characters and bidirectional controls become spaces,
+    other format characters (zero-width spaces...) go, and something visible must be left."""
     require_unicode(subject, "subject")
-    text = UNSAFE_CHARACTERS.sub(" ", unicodedata.normalize("NFC", subject))
+    text = CONTROL_CHARACTERS.sub(" ", unicodedata.normalize("NFC", subject))
+    text = strip_format_characters(text, bidi_replacement=" ")
     text = re.sub(r"\s+", " ", text).strip()
-    if not 1 <= len(text) <= MAX_SUBJECT_LENGTH:
+    if not has_visible_character(text) or len(text) > MAX_SUBJECT_LENGTH:
         raise BadUserInput(f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters", field="subject")
     return text
 
