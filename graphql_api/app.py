@@ -29,6 +29,12 @@ from graphql_api.auth import warn_if_unbound
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError
+from graphql_api.http_security import (
+    add_security_headers,
+    graphiql_policy,
+    hide_server_software,
+    redact_access_log,
+)
 from graphql_api.keys import (
     LISTENERS,
     REQUEST_ID,
@@ -99,6 +105,12 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             allowed_origins=[o for o in settings.cors_origins if o != "*"],
         )
         self.settings = settings
+        self.graphiql_policy = graphiql_policy(self.graphql_ide_html) if self.graphql_ide else ""
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        response = await super().render_graphql_ide(request)
+        response.headers["Content-Security-Policy"] = self.graphiql_policy
+        return response
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         is_websocket = isinstance(response, web.WebSocketResponse)
@@ -241,6 +253,9 @@ def init_app(
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_websockets)
+    app.on_response_prepare.append(add_security_headers)
+    redact_access_log()
+    hide_server_software()
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
