@@ -674,7 +674,7 @@ class Sentinel:
                 "$inc": {"message_count": 1},
                 "$set": {"last_activity_ms": millis, "last_message_id": message_id},
             },
-            projection={"message_count": 1},
+            projection={"message_count": 1, "company_id": 1},
             return_document=ReturnDocument.AFTER,
         )
         seq = int(updated["message_count"])
@@ -692,7 +692,9 @@ class Sentinel:
             [self.watcher.id],
         )
         db.messages.insert_one(doc)
-        notifications = notification_docs(Message.from_doc(doc), [self.watcher.id])
+        notifications = notification_docs(
+            Message.from_doc(doc), [self.watcher.id], updated.get("company_id")
+        )
         self._notification_index[notifications[0]["_id"]] = index
         db.notifications.insert_many(notifications, ordered=False)
         db.messages.update_one({"_id": message_id}, {"$set": {"fanout": "done"}})

@@ -297,7 +297,9 @@ class Conversations:
         updated: Conversation | None = None,
     ) -> None:
         """Notify the participants and publish the events (the author's mark has moved)."""
-        notifications = await self.notifications.fan_out(message, recipients)
+        conversation = created or updated
+        company_id = conversation.company_id if conversation is not None else None
+        notifications = await self.notifications.fan_out(message, recipients, company_id)
         if created is not None:
             self.publisher.emit(ConversationCreated(created))
         self.publisher.emit(MessageAdded(message, updated))
