@@ -62,7 +62,7 @@ from graphql_api.conversations.models import (
 )
 from graphql_api.conversations.read_marks import read_mark_id
 from graphql_api.conversations.service import Conversations
-from graphql_api.conversations.validation import clean_body
+from graphql_api.conversations.validation import clean_body_now
 from graphql_api.database import DEFAULT_DATABASE
 from graphql_api.directory.models import User, UserKind
 from graphql_api.ids import new_id
@@ -435,7 +435,7 @@ def _insert(db: Database[Doc], collection: str, docs: list[Doc]) -> None:
 
 def _bodies() -> list[tuple[str, str]]:
     """(HTML, text) pairs through the product's own sanitizer, as `sendMessage` stores them."""
-    return [clean_body(body, 0) for body in BODIES]
+    return [clean_body_now(body, 0) for body in BODIES]
 
 
 def _at(millis: int) -> datetime:
@@ -674,11 +674,11 @@ class Sentinel:
                 "$inc": {"message_count": 1},
                 "$set": {"last_activity_ms": millis, "last_message_id": message_id},
             },
-            projection={"message_count": 1},
+            projection={"message_count": 1, "company_id": 1},
             return_document=ReturnDocument.AFTER,
         )
         seq = int(updated["message_count"])
-        html, text = clean_body(f"<p>sentinel {index}</p>", 0)
+        html, text = clean_body_now(f"<p>sentinel {index}</p>", 0)
         doc = Conversations._message_doc(
             message_id,
             self.author,
@@ -692,7 +692,9 @@ class Sentinel:
             [self.watcher.id],
         )
         db.messages.insert_one(doc)
-        notifications = notification_docs(Message.from_doc(doc), [self.watcher.id])
+        notifications = notification_docs(
+            Message.from_doc(doc), [self.watcher.id], updated.get("company_id")
+        )
         self._notification_index[notifications[0]["_id"]] = index
         db.notifications.insert_many(notifications, ordered=False)
         db.messages.update_one({"_id": message_id}, {"$set": {"fanout": "done"}})

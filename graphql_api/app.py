@@ -25,10 +25,17 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
+from graphql_api.auth import warn_if_unbound
 from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError, RequestTimeout
+from graphql_api.http_security import (
+    add_security_headers,
+    graphiql_policy,
+    hide_server_software,
+    redact_access_log,
+)
 from graphql_api.keys import (
     LISTENERS,
     REQUEST_ID,
@@ -103,6 +110,12 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             allowed_origins=[o for o in settings.cors_origins if o != "*"],
         )
         self.settings = settings
+        self.graphiql_policy = graphiql_policy(self.graphql_ide_html) if self.graphql_ide else ""
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        response = await super().render_graphql_ide(request)
+        response.headers["Content-Security-Policy"] = self.graphiql_policy
+        return response
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         is_websocket = isinstance(response, web.WebSocketResponse)
@@ -255,6 +268,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         # Start anyway: /readyz reports the database, and requests fail cleanly until it is back.
         log.warning("could not prepare the database at start-up: %s", exc)
     app[SERVICES] = Services.build(settings, client, db)
+    warn_if_unbound(settings)
     yield
     await bounded(client.close(), "closing the database client")
 
@@ -274,6 +288,9 @@ def init_app(
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_websockets)
+    app.on_response_prepare.append(add_security_headers)
+    redact_access_log()
+    hide_server_software()
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)

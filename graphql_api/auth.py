@@ -2,13 +2,17 @@
 
 Tokens are HS256 with `MESSAGER_JWT_SECRET` (generated once and kept in the data directory when
 unset), or RS256 tokens of an identity provider when `MESSAGER_JWT_PUBLIC_KEY` is set. `sub` is the
-user id; `exp` is required. Tokens are read only from the `Authorization` header (or the
-`connection_init` payload of a WebSocket), never from query strings or cookies.
+user id; `exp` is required. With `MESSAGER_JWT_ISSUER` / `MESSAGER_JWT_AUDIENCE` set, a token must
+also carry that `iss` and name that `aud` (PyJWT checks both): an identity provider signs tokens
+for every application it serves, and only these claims say a token was meant for this API.
+Tokens are read only from the `Authorization` header (or the `connection_init` payload of a
+WebSocket), never from query strings or cookies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -17,6 +21,8 @@ import jwt
 
 from graphql_api.errors import Unauthenticated
 from graphql_api.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 12 * 3600
 SECRET_FILE = "jwt_secret"
@@ -36,10 +42,32 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
+CANNOT_ISSUE = (
+    "tokens come from the identity provider in RS256 mode (MESSAGER_JWT_PUBLIC_KEY is set): "
+    "messager cannot sign them without the provider's private key"
+)
+
+
+class CannotIssueTokens(Exception):
+    """RS256 mode: tokens come from the identity provider, which alone holds the private key."""
+
+
+def warn_if_unbound(settings: Settings) -> None:
+    """Log, at start-up, that RS256 tokens are not bound to this API by issuer and audience."""
+    if settings.jwt_public_key and not (settings.jwt_issuer and settings.jwt_audience):
+        log.warning(
+            "RS256 tokens are verified without MESSAGER_JWT_ISSUER and MESSAGER_JWT_AUDIENCE: "
+            "tokens the identity provider signs for other applications are accepted too, and "
+            "tokens that name an audience are refused"
+        )
+
+
 class TokenService:
     """Issues and verifies the API's bearer tokens."""
 
     def __init__(self, settings: Settings) -> None:
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
         if settings.jwt_public_key:
             self.algorithm = "RS256"
             self._verify_key: str = settings.jwt_public_key
@@ -55,11 +83,19 @@ class TokenService:
             self._verify_key = self._sign_key = secret
             self.url_signing_key = hashlib.sha256(b"attachment-urls:" + secret.encode()).digest()
 
+    @property
+    def can_issue(self) -> bool:
+        return self._sign_key is not None
+
     def issue(self, user_id: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
         if self._sign_key is None:
-            raise RuntimeError("tokens are issued by the identity provider (RS256 mode)")
+            raise CannotIssueTokens(CANNOT_ISSUE)
         now = int(time.time())
-        claims = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+        claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+        if self.issuer:
+            claims["iss"] = self.issuer
+        if self.audience:
+            claims["aud"] = self.audience
         return jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
 
     def verify(self, token: str) -> str:
@@ -68,12 +104,17 @@ class TokenService:
 
     def verify_claims(self, token: str) -> tuple[str, int]:
         """(user id, expiry as epoch seconds) of a valid token."""
+        required = ["exp", "sub"]
+        required += ["iss"] if self.issuer else []
+        required += ["aud"] if self.audience else []
         try:
             claims = jwt.decode(
                 token,
                 self._verify_key,
                 algorithms=[self.algorithm],
-                options={"require": ["exp", "sub"]},
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": required},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token has expired; sign in again") from exc

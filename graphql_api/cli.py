@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from graphql_api.auth import DEFAULT_TTL_SECONDS, TokenService
+from graphql_api.auth import CANNOT_ISSUE, DEFAULT_TTL_SECONDS, TokenService
 from graphql_api.database import Db, connect, database_of, ensure_schema
 from graphql_api.directory.demo import load_demo
 from graphql_api.directory.importer import ImportFileError, import_directory
@@ -85,9 +85,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.demo:
             users = run_on_database(settings, uri, load_demo)
             tokens = TokenService(settings)
-            print("Demo firm loaded. Tokens (valid 12 hours), one per demo user:")
+            if tokens.can_issue:
+                print("Demo firm loaded. Tokens (valid 12 hours), one per demo user:")
+            else:
+                print("Demo firm loaded. Sign in through your identity provider (RS256 mode):")
             for email, kind, user_id in users:
-                print(f"  {email:<20} {kind:<12} {tokens.issue(user_id)}")
+                credential = tokens.issue(user_id) if tokens.can_issue else f"sub={user_id}"
+                print(f"  {email:<20} {kind:<12} {credential}")
         print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
         sys.stdout.flush()
         if args.workers == 1:
@@ -121,6 +125,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if args.ttl <= 0:
         raise CommandError("--ttl must be a positive number of seconds")
+    if settings.jwt_public_key:  # RS256 mode: before anything is started or written
+        raise CommandError(CANNOT_ISSUE)
     with database_uri(settings) as uri:
         user = run_on_database(settings, uri, lambda db: Directory(db).user_by_email(args.email))
     if user is None:

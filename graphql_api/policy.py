@@ -4,8 +4,9 @@ designated as a participant.
 Every path that reads a conversation comes here: the inbox list uses `readable_branches` (MongoDB
 filters whose union is `readable_filter`), single reads and replies use `fetch_readable` (fetch,
 check, and the same NOT_FOUND for missing and forbidden), subscriptions and downloads call
-`can_read` per event and per request. A property test proves `readable_filter` and `can_read`
-agree on generated users and conversations.
+`can_read` per event and per request, the notification list and `markNotificationsRead` use
+`readable_notifications_filter`. A property test proves the filters and `can_read` agree on
+generated users and conversations.
 
 The rule, per conversation type, for a viewer of the conversation's firm:
 - participants may read, except that a client reads a company conversation (COMPANY or
@@ -94,6 +95,22 @@ def readable_branches(viewer: User) -> list[Document]:
 def readable_filter(viewer: User) -> Document:
     """A MongoDB filter selecting exactly the conversations `can_read` allows."""
     return {"$or": readable_branches(viewer)}
+
+
+def readable_notifications_filter(viewer: User) -> Document:
+    """A MongoDB filter on `notifications` selecting the viewer's notifications of conversations
+    it may read, so that lists, cursors, `hasNextPage` and counts know nothing of the others.
+
+    A notification is addressed to a participant of its conversation, and participants never
+    change, so `can_read` comes down to its participant rule: a practitioner reads them all, a
+    client those of private conversations and of the companies it is still a client of. Each
+    notification keeps its conversation's company for this (`company_id`, None when private).
+    If participants ever change, this filter must learn it first.
+    """
+    mine: Document = {"user_id": {"$eq": viewer.id}, "firm_id": {"$eq": viewer.firm_id}}
+    if viewer.is_practitioner:
+        return mine
+    return {**mine, "company_id": {"$in": [None, *sorted(viewer.company_ids)]}}
 
 
 async def fetch_readable(db: Db, viewer: User, conversation_id: object) -> Conversation:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     """HS256 secret; generated and kept in the data directory when unset."""
     jwt_public_key: str | None = None
     """PEM public key of an identity provider: when set, tokens are verified as RS256 with it."""
+    jwt_issuer: str | None = None
+    """The `iss` every token must carry (the identity provider's issuer URL), when set."""
+    jwt_audience: str | None = None
+    """The `aud` every token must name (this API's identifier at the provider), when set."""
 
     db_timeout_ms: int = Field(default=10_000, gt=0)
     """Deadline of every database operation of a request."""

@@ -20,10 +20,13 @@ async def notifications(
     unread_only: bool | None = False,
 ) -> NotificationConnection:
     viewer = info.context.viewer
+    # The page holds only notifications of conversations the viewer may read (the policy's
+    # filter is in the query), so its cursors and hasNextPage tell nothing of the others.
     items, has_next = await info.context.services.notifications.page(
         viewer, first, after, bool(unread_only)
     )
-    # A notification of a conversation the viewer can no longer read is not shown.
+    # Their conversations are loaded for the nodes anyway: one whose access ended since the
+    # query (a race) is left out rather than failing the page.
     conversations = await info.context.loaders.conversations.load_many(
         [n.conversation_id for n in items]
     )
@@ -32,16 +35,13 @@ async def notifications(
         for n, c in zip(items, conversations, strict=True)
         if c is not None and can_read(viewer, c)
     ]
-    cursors = [notification_cursor(n.read_ms is None, n.id) for n in items]
+    edges = [
+        Edge(cursor=notification_cursor(n.read_ms is None, n.id), node=NotificationType(record=n))
+        for n in visible
+    ]
     return NotificationConnection(
-        edges=[
-            Edge(
-                cursor=notification_cursor(n.read_ms is None, n.id), node=NotificationType(record=n)
-            )
-            for n in visible
-        ],
-        # The page's cursors span what was read, shown or not, so the next page starts after it.
-        page_info=page_info(cursors, has_next, after is not None),
+        edges=edges,
+        page_info=page_info([edge.cursor for edge in edges], has_next, after is not None),
     )
 
 

@@ -4,6 +4,9 @@ Hypothesis generates two firms' worth of users (kinds, companies, favorites, con
 and conversations (types, companies, participants, client-visible), inserts them in the stored
 shape, and checks that the MongoDB filters select exactly what the per-document rules allow:
 - `readable_filter(user)` finds exactly the conversations `can_read(user, c)` accepts;
+- `readable_notifications_filter(user)` finds exactly the user's notifications of conversations
+  `can_read` accepts (notifications go to participants, of conversations stored as the service
+  stores them: a company exactly when the type is COMPANY or CONFIDENTIAL);
 - `eligible_participants_filter(viewer, type, company)` finds exactly the users a plain oracle
   written from SPEC §4 says may be designated.
 
@@ -21,9 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphql_api.conversations.inbox_query import readable_in_activity_order
-from graphql_api.conversations.models import Conversation, ConversationKind
+from graphql_api.conversations.models import Conversation, ConversationKind, Message
 from graphql_api.directory.models import User
-from graphql_api.policy import can_read, eligible_participants_filter, readable_filter
+from graphql_api.notifications.service import notification_docs
+from graphql_api.policy import (
+    can_read,
+    eligible_participants_filter,
+    readable_filter,
+    readable_notifications_filter,
+)
 
 FIRMS = 2
 COMPANIES = 4  # companies 0-2 belong to firm 0, company 3 to firm 1
@@ -146,6 +155,49 @@ async def test_readable_filter_selects_exactly_what_can_read_allows(db, world):
             assert found == allowed, user
     finally:
         await generated.remove(db)
+
+
+@PROPERTY_SETTINGS
+@given(world=worlds())
+async def test_readable_notifications_filter_selects_exactly_what_can_read_allows(db, world):
+    users, conversations = world
+    generated = World(users, conversations)
+    records = [
+        Conversation.from_doc(doc)
+        for doc in generated.conversation_docs
+        if (doc["company_id"] is None) == (doc["type"] == ConversationKind.PRIVATE.value)
+    ]
+    notifications = [
+        doc
+        for c in records
+        for doc in notification_docs(first_message(c), c.participant_ids, c.company_id)
+    ]
+    await generated.insert(db)
+    if notifications:
+        await db.notifications.insert_many(notifications)
+    try:
+        for user in generated.users:
+            query = readable_notifications_filter(user)
+            found = {doc["conversation_id"] async for doc in db.notifications.find(query)}
+            allowed = {c.id for c in records if user.id in c.participant_ids and can_read(user, c)}
+            assert found == allowed, user
+    finally:
+        await db.notifications.delete_many({"firm_id": {"$in": generated.firms}})
+        await generated.remove(db)
+
+
+def first_message(conversation: Conversation) -> Message:
+    return Message(
+        id=str(ObjectId()),
+        firm_id=conversation.firm_id,
+        conversation_id=conversation.id,
+        seq=1,
+        author_id=conversation.created_by,
+        body="<p>x</p>",
+        body_text="x",
+        attachment_ids=(),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 @PROPERTY_SETTINGS

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import random
 import re
 import time
@@ -529,6 +530,13 @@ async def test_filename_loses_the_right_to_left_override(api):
     assert answer["filename"] == "invoicefdp.exe"
 
 
+async def test_filename_loses_zero_width_and_other_format_characters(api):
+    # Issue 20: U+2060, U+061C and tag characters were kept (invisible in a file list).
+    sent = "re\u200bport\u2060\ufeff\u061c\u00ad\U000e0041.pdf"
+    answer = await uploaded(api, "alice", b"%PDF-1.4", filename=sent)
+    assert answer["filename"] == "report.pdf"
+
+
 async def test_filename_loses_its_control_characters(api):
     # Browsers percent-encode what cannot stand in the header; aiohttp encodes everything.
     answer = await uploaded(api, "alice", b"hello", filename="re%00po%0D%0Art%7F%1B.txt")
@@ -739,6 +747,27 @@ async def test_signed_url_downloads_the_exact_bytes_without_an_authorization_hea
     assert response.status == 200
     assert sha256(body) == sha256(data)
     assert response.headers["Content-Disposition"].startswith('attachment; filename="ledger.bin"')
+
+
+async def test_signed_url_signature_is_not_written_to_the_access_log(api, caplog):
+    # Issue 20: the access log held whole signed links, usable by anyone who reads the log.
+    caplog.set_level(logging.INFO, logger="aiohttp.access")  # before connections are opened
+    upload_answer = await uploaded(api, "alice", b"secret ledger", filename="ledger.txt")
+    conversation = await create_with(api, "alice", [upload_answer["id"]])
+    (attachment,) = conversation["lastMessage"]["attachments"]
+    signature = parse_qs(urlsplit(attachment["url"]).query)["sig"][0]
+    path = f"/attachments/{attachment['id']}"
+    response, _ = await fetch(api, attachment["url"])
+    assert response.status == 200
+    for _ in range(100):  # the server logs the request once it has answered it
+        lines = [r for r in caplog.records if path in r.getMessage()]
+        if lines:
+            break
+        await asyncio.sleep(0.01)
+    (line,) = lines
+    assert signature not in line.getMessage()
+    assert "sig=REDACTED" in line.getMessage()
+    assert signature not in str(vars(line))
 
 
 async def test_attachments_of_a_reply_appear_on_the_message(api):

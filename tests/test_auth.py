@@ -211,15 +211,81 @@ def identity_provider_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture
-async def rs256_http(aiohttp_client, settings, identity_provider_key, ids):
-    public_pem = (
-        identity_provider_key.public_key()
+def public_pem_of(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+@pytest.fixture
+async def rs256_http(aiohttp_client, settings, identity_provider_key, ids):
+    public_pem = public_pem_of(identity_provider_key)
     rs256 = settings.model_copy(update={"jwt_secret": None, "jwt_public_key": public_pem})
     return await aiohttp_client(init_app(rs256)), public_pem
+
+
+ISSUER = "https://login.provider.test/acme"
+AUDIENCE = "messager-api"
+
+
+@pytest.fixture
+async def bound_rs256_http(aiohttp_client, settings, identity_provider_key, ids):
+    """RS256 mode bound to one issuer and audience (MESSAGER_JWT_ISSUER / _AUDIENCE)."""
+    bound = Settings(
+        mongodb_uri=settings.mongodb_uri,
+        data_dir=settings.data_dir,
+        jwt_public_key=public_pem_of(identity_provider_key),
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+    )
+    return await aiohttp_client(init_app(bound))
+
+
+async def viewer_or_error(http, token: str) -> object:
+    response = await http.post("/graphql", json={"query": VIEWER}, headers=bearer(token))
+    body = await response.json()
+    if body.get("errors"):
+        return [(e["extensions"]["code"], e["message"]) for e in body["errors"]]
+    return body["data"]["viewer"]["name"]
+
+
+async def test_rs256_mode_accepts_a_token_naming_the_configured_issuer_and_audience(
+    bound_rs256_http, identity_provider_key, ids
+):
+    # Issue 20: every token carrying `aud` (most providers' tokens) was refused.
+    claims = claims_for(ids["users"]["dan"], iss=ISSUER, aud=["other-api", AUDIENCE])
+    token = jwt.encode(claims, identity_provider_key, "RS256")
+    assert await viewer_or_error(bound_rs256_http, token) == "Dan Dupont"
+
+
+@pytest.mark.parametrize(
+    "binding",
+    [
+        pytest.param({"iss": ISSUER, "aud": "another-api"}, id="another-audience"),
+        pytest.param({"iss": "https://login.provider.test/other", "aud": AUDIENCE}, id="issuer"),
+        pytest.param({"iss": ISSUER}, id="no-audience"),
+        pytest.param({"aud": AUDIENCE}, id="no-issuer"),
+    ],
+)
+async def test_rs256_mode_refuses_a_token_meant_for_another_application(
+    bound_rs256_http, identity_provider_key, ids, binding
+):
+    # Issue 20: the provider's tokens for any of its applications were accepted.
+    token = jwt.encode(claims_for(ids["users"]["dan"], **binding), identity_provider_key, "RS256")
+    assert await viewer_or_error(bound_rs256_http, token) == [("UNAUTHENTICATED", INVALID)]
+
+
+async def test_hs256_tokens_carry_and_need_the_configured_issuer_and_audience(
+    aiohttp_client, settings, ids
+):
+    bound = settings.model_copy(update={"jwt_issuer": ISSUER, "jwt_audience": AUDIENCE})
+    http = await aiohttp_client(init_app(bound))
+    issued = TokenService(bound).issue(ids["users"]["dan"])
+    assert await viewer_or_error(http, issued) == "Dan Dupont"
+    unbound = TokenService(settings).issue(ids["users"]["dan"])
+    assert await viewer_or_error(http, unbound) == [("UNAUTHENTICATED", INVALID)]
 
 
 async def test_rs256_mode_accepts_a_token_of_the_identity_provider(

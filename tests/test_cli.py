@@ -369,6 +369,21 @@ async def test_token_for_an_unknown_email_fails(tmp_path, mongo_uri, ids):
     assert result.stderr == "messager: no user with email 'nobody@acme.test'\n"
 
 
+async def test_token_in_rs256_mode_explains_in_one_line_that_the_provider_issues_tokens(
+    tmp_path, mongo_uri, ids
+):
+    # Issue 20: it printed a traceback. The provider alone holds the private key.
+    env = cli_env(tmp_path / "data", mongo_uri, jwt_secret=None)
+    env["MESSAGER_JWT_PUBLIC_KEY"] = "-----BEGIN PUBLIC KEY-----\n(the provider's)\n-----END"
+    result = await messager("token", "bob@bakery.test", env=env, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "messager: tokens come from the identity provider in RS256 mode "
+        "(MESSAGER_JWT_PUBLIC_KEY is set): messager cannot sign them without the provider's "
+        "private key\n"
+    )
+
+
 # -- export-schema ------------------------------------------------------------------------------
 
 

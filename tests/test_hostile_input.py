@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from html.parser import HTMLParser
 
 import pytest
@@ -585,6 +586,60 @@ async def test_client_message_id_with_control_characters_is_bad_user_input(api, 
     )
 
 
+# -- Bodies that cost the sanitizer (issue 20) ----------------------------------------------------
+
+NESTED_TOO_DEEPLY = (
+    "BAD_USER_INPUT",
+    "body formatting is nested too deeply: at most 100 levels of lists, quotes and styles "
+    "inside one another",
+)
+STORED_TOO_LARGE = (
+    "BAD_USER_INPUT",
+    "body must be at most 100 KB of HTML once sanitized (links and characters such as & take "
+    "more room when stored)",
+)
+
+# Each nests deeper than 100 for the HTML parser (its time grows with depth times tags: the
+# first took seconds of the event loop) while hiding closing tags where the parser does not
+# see them: in comments, quoted attributes, raw text, or out of scope.
+DEEP_BODIES = [
+    ("nested-lists", "x" + "<ul><li>" * 12_799),
+    ("nested-quotes", "<blockquote>" * 8_000),
+    ("unclosed-divs", "<div>" * 20_000),
+    ("closing-tags-in-comments", "<ul><li><!-- </li></ul> -->" * 200),
+    ("comment-not-closed-by-dash-dash-space", "<ul><li><!-- -- ></li></ul> -->" * 200),
+    ("closing-tag-in-a-quoted-attribute", '<style><x a="</style>"><ul><li></style>' * 200),
+    ("list-item-end-out-of-scope", "<li><ul></li>" * 200),
+    ("formatting-end-with-a-block-above", "<b><div></b>" * 200),
+    ("escaped-script-text", "<ul><li><script><!--<script></script></li></ul>-->" * 100),
+]
+
+
+@pytest.mark.parametrize(("body"), [pytest.param(b, id=name) for name, b in DEEP_BODIES])
+async def test_body_nested_deeper_than_100_levels_is_refused(api, db, conversation_id, body):
+    assert (await post(api, conversation_id, body))["error"] == NESTED_TOO_DEEPLY
+    assert await db.messages.count_documents(firm_filter(api)) == 1
+
+
+async def test_body_nested_100_levels_deep_is_stored(api, conversation_id):
+    body = "<ul><li>" * 50 + "x" + "</li></ul>" * 50
+    assert (await post(api, conversation_id, body))["body"] == body
+
+
+async def test_body_growing_past_100_kb_when_sanitized_is_refused(api, db, conversation_id):
+    # Issue 20: 100 KB of "<a>x" was stored as 0.87 MB (each link gains its rel attribute).
+    assert (await post(api, conversation_id, "<a>x" * 25_599))["error"] == STORED_TOO_LARGE
+    variables = {"input": create_input(api, "PRIVATE", ["paul"], body="&" * 30_000)}
+    assert await single_error(api, CREATE, variables, as_="alice") == STORED_TOO_LARGE
+    assert await db.messages.count_documents(firm_filter(api)) == 1
+
+
+async def test_body_of_exactly_100_kb_once_sanitized_is_stored(api, conversation_id):
+    stored = await post(api, conversation_id, "&" * 20_480)  # "&amp;" is 5 bytes
+    assert len(stored["body"].encode()) == 100 * 1024
+    assert stored["bodyText"] == "&" * 20_480
+
+
 # -- Unicode --------------------------------------------------------------------------------------
 
 
@@ -621,14 +676,59 @@ async def test_subject_of_only_unsafe_characters_is_empty(api, db):
     assert await single_error(api, CREATE, variables, as_="alice") == SUBJECT_ERROR
 
 
-UNSAFE = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F)]} | {
-    "\u2066",
-    "\u2067",
-    "\u2068",
-    "\u2069",
-    "\u200e",
-    "\u200f",
-}
+@pytest.mark.parametrize(
+    "subject",
+    [
+        pytest.param("\u200b", id="zero-width-space"),
+        pytest.param("\u200c\u200d", id="zero-width-joiners"),
+        pytest.param("\u2060", id="word-joiner"),
+        pytest.param("\ufeff", id="byte-order-mark"),
+        pytest.param("\u061c", id="arabic-letter-mark"),
+        pytest.param("\u00ad\u2064\U000e0041", id="soft-hyphen-invisible-plus-tag"),
+        pytest.param("\u200b \ufeff\u2060 \u200d", id="mixed-with-spaces"),
+        pytest.param("\u3164\u2800", id="blank-letters"),
+    ],
+)
+async def test_subject_of_only_invisible_characters_is_refused(api, db, subject):
+    # Issue 20: such a subject was accepted, and listed as an empty line in every inbox.
+    variables = {"input": create_input(api, "PRIVATE", ["paul"], subject=subject)}
+    assert await single_error(api, CREATE, variables, as_="alice") == SUBJECT_ERROR
+    assert await db.conversations.count_documents(firm_filter(api)) == 0
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        pytest.param("in\u200bvoice\ufeff 2026\u2060", "invoice 2026", id="zero-width-in-words"),
+        pytest.param("Team 👩\u200d💻 sync", "Team 👩\u200d💻 sync", id="emoji-sequence-kept"),
+        pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", None, id="persian-kept"),
+        pytest.param("a\u061cb", "a b", id="arabic-letter-mark"),
+    ],
+)
+async def test_subject_loses_format_characters_but_keeps_joiners_inside_words(
+    api, subject, expected
+):
+    created = await create(api, "alice", "PRIVATE", ["paul"], subject=subject)
+    assert created["subject"] == (subject if expected is None else expected)
+
+
+async def test_body_and_its_text_lose_bidi_controls_and_zero_width_characters(api, conversation_id):
+    # Issue 20: bodyText kept U+202E, isolates, ZWSP and BOM, so previews and notification
+    # emails could show "invoice\u202egpj.exe" as "invoiceexe.jpg".
+    body = "<p>invoice\u202egpj.exe \u2067x\u2069 pay\u200bable\ufeff &#x202E;!</p>"
+    stored = await post(api, conversation_id, body)
+    assert (stored["body"], stored["bodyText"]) == (
+        "<p>invoice gpj.exe  x  payable  !</p>",
+        "invoice gpj.exe x payable !",
+    )
+
+
+async def test_body_of_only_zero_width_characters_is_empty(api, conversation_id):
+    assert (await post(api, conversation_id, "<p>\u200b\ufeff\u2060</p>"))["error"] == BODY_EMPTY
+
+
+FORMAT_CHARACTERS_SHOWN = {"\u200c", "\u200d"}  # joiners, kept between non-ASCII characters
+UNSAFE = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
 
 
 @HOSTILE_SETTINGS
@@ -646,6 +746,7 @@ async def test_any_subject_is_refused_or_stored_clean(api, subject):
     assert 1 <= len(stored) <= 200
     assert stored == stored.strip()
     assert not UNSAFE & set(stored)
+    assert {c for c in stored if unicodedata.category(c) == "Cf"} <= FORMAT_CHARACTERS_SHOWN
     assert "  " not in stored
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import logging
 import re
 
@@ -75,6 +78,58 @@ async def test_graphiql_is_served_to_a_browser(http):
     assert response.status == 200
     assert response.content_type == "text/html"
     assert "GraphiQL" in await response.text()
+
+
+# -- Security headers (issue 20) ---------------------------------------------------------------
+
+
+async def test_graphiql_page_may_not_be_framed_and_runs_only_its_own_scripts(http):
+    # Issue 20: GraphiQL had no CSP, frame-ancestors or Referrer-Policy: any site could frame it.
+    response = await http.get("/graphql", headers={"Accept": "text/html"})
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["connect-src"] == "'self'"
+    (inline_script,) = re.findall(r"<script>(.*?)</script>", await response.text(), re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(inline_script.encode()).digest()).decode()
+    assert policy["script-src"].split() == ["https://unpkg.com", f"'sha256-{digest}'"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("POST", "/graphql", 200), ("GET", "/healthz", 200), ("GET", "/nowhere", 404)],
+)
+async def test_api_answers_load_nothing_and_may_not_be_framed(http, method, path, status):
+    response = await http.request(method, path, json={"query": "{ __typename }"})
+    assert response.status == status
+    assert response.headers["Content-Security-Policy"] == (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_server_header_names_no_software_versions(http):
+    # Issue 20: it said "Python/3.11 aiohttp/3.14.5".
+    response = await http.get("/healthz")
+    assert response.headers["Server"] == "messager"
+
+
+async def test_answer_to_a_malformed_request_names_no_software_versions(http):
+    # aiohttp writes this 400 itself, before the application sees the request.
+    reader, writer = await asyncio.open_connection(http.host, http.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    await writer.drain()
+    head = (await reader.read(4096)).split(b"\r\n\r\n")[0].decode()
+    writer.close()
+    assert head.startswith("HTTP/1.0 400 Bad Request")
+    assert "\r\nServer: messager\r\n" in head + "\r\n"
 
 
 async def test_cors_preflight_from_an_allowed_origin_is_allowed(cors_http):

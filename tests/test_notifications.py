@@ -10,6 +10,7 @@ bakery), carla (bakery; no favorites) and dan (garage, florist; favorite garage)
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -308,6 +309,70 @@ async def test_a_notification_of_a_conversation_the_viewer_can_no_longer_read_is
         "conversation": None
     }
     assert await listed_texts(api, "bob") == ["just between us"]
+
+
+async def bob_loses_bakery_after_company_and_private_notifications(api, db) -> list[str]:
+    """alice writes to bob privately ("private"), then in a bakery conversation ("c1".."c3");
+    bob then stops being a client of bakery. Answers the ids of the bakery messages."""
+    await create(api, "alice", "PRIVATE", ["bob"], text="private")
+    company = await create(api, "alice", "COMPANY", ["bob"], company="bakery", text="c1")
+    ids = [await first_message_id(db, company)]
+    ids += [await send(api, "alice", company, text) for text in ("c2", "c3")]
+    assert await listed_texts(api, "bob") == ["c3", "c2", "c1", "private"]
+    await db.users.update_one(
+        {"_id": uid(api, "bob")}, {"$set": {"company_ids": [], "favorite_company_ids": []}}
+    )
+    return ids
+
+
+def decoded(cursor: str | None) -> str:
+    return base64.urlsafe_b64decode(cursor or "").decode()
+
+
+async def test_notifications_of_unreadable_conversations_leave_no_trace_in_pages_or_cursors(
+    api, db
+):
+    # Issue 20: the list hid them, but its cursors carried their message ids (so their times)
+    # and hasNextPage was true on a page that showed nothing.
+    hidden_messages = await bob_loses_bakery_after_company_and_private_notifications(api, db)
+    page = (await api.gql(NOTIFICATIONS, {"first": 1}, as_="bob"))["notifications"]
+    assert [edge["node"]["message"]["bodyText"] for edge in page["edges"]] == ["private"]
+    assert page["pageInfo"]["hasNextPage"] is False
+    cursors = [page["pageInfo"]["endCursor"], *(edge["cursor"] for edge in page["edges"])]
+    assert not [m for m in hidden_messages for c in cursors if m in decoded(c)]
+    for unread in (False, True):
+        assert await listed_texts(api, "bob", unread=unread) == ["private"]
+
+
+async def test_mark_notifications_read_counts_only_notifications_the_viewer_may_read(api, db):
+    # Issue 20: marking all read answered 4, counting the bakery ones bob can no longer see.
+    hidden_messages = await bob_loses_bakery_after_company_and_private_notifications(api, db)
+    hidden = [f"{m}:{uid(api, 'bob')}" for m in hidden_messages]
+    assert await mark(api, "bob", hidden) == 0
+    assert await mark(api, "bob", None) == 1
+    # Back as a client of bakery, bob finds them as he left them: unread.
+    await db.users.update_one(
+        {"_id": uid(api, "bob")}, {"$set": {"company_ids": [api.ids["companies"]["bakery"]]}}
+    )
+    assert await listed_texts(api, "bob", unread=True) == ["c3", "c2", "c1"]
+
+
+async def test_notifications_stored_without_their_company_get_it_when_an_app_starts(
+    api, db, settings, aiohttp_client
+):
+    # Notifications written before they kept their conversation's company.
+    hidden_messages = await bob_loses_bakery_after_company_and_private_notifications(api, db)
+    await db.notifications.update_many({}, {"$unset": {"company_id": ""}})
+
+    await aiohttp_client(init_app(settings))  # a process starting on this database
+
+    async with asyncio.timeout(WAIT_SECONDS):
+        # Polls the database another app writes to (no event to wait on from here).
+        while await db.notifications.count_documents({"company_id": {"$exists": False}}):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert await listed_texts(api, "bob") == ["private"]
+    stored = await db.notifications.find_one({"message_id": hidden_messages[0]})
+    assert stored["company_id"] == api.ids["companies"]["bakery"]
 
 
 async def test_notification_message_and_conversation_resolve(api, db):

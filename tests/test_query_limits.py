@@ -337,11 +337,25 @@ async def test_upload_with_the_token_in_a_cookie_but_no_bearer_header_is_refused
     assert await db.attachments.count_documents({}) == 0
 
 
-async def test_ten_thousand_deep_nested_html_body_is_stored_and_sanitizing_it_again_is_stable(
-    api,
-):
+async def test_ten_thousand_deep_nested_html_body_is_refused_as_nested_too_deeply(api, db):
     conversation = await api.gql(CREATE, {"input": private_input(api)}, as_="alice")
     deep = "<b>" * 10_000 + "deep" + "</b>" * 10_000
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { body bodyText } }"
+    variables = {"i": {"conversationId": conversation["createConversation"]["id"], "body": deep}}
+    answer = await asyncio.wait_for(api.raw(send, variables, as_="alice"), FAST)
+    assert [(e["extensions"]["code"], e["message"]) for e in answer["errors"]] == [
+        (
+            "BAD_USER_INPUT",
+            "body formatting is nested too deeply: at most 100 levels of lists, quotes and "
+            "styles inside one another",
+        )
+    ]
+    assert await db.messages.count_documents({}) == 1  # the conversation's first message
+
+
+async def test_html_body_nested_100_deep_is_stored_and_sanitizing_it_again_is_stable(api):
+    conversation = await api.gql(CREATE, {"input": private_input(api)}, as_="alice")
+    deep = "<b>" * 100 + "deep" + "</b>" * 100
     send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { body bodyText } }"
     variables = {"i": {"conversationId": conversation["createConversation"]["id"], "body": deep}}
     first = await asyncio.wait_for(api.gql(send, variables, as_="alice"), FAST)

@@ -120,3 +120,20 @@ async def test_the_limit_holds_for_mutations_sent_over_websocket(limited):
             assert (await ws.receive_json())["type"] == "complete"
     await ws.close()
     assert codes == ["OK", "OK", "OK", "RATE_LIMITED"]
+
+
+async def test_refused_costly_bodies_count_against_the_limit(limited):
+    # Issue 20: a body is checked (and its cost paid) after the request is counted, so a burst
+    # of bodies refused as too deeply nested uses the budget like accepted messages.
+    created = await limited.gql(CREATE, _new_conversation(limited), as_="alice")
+    conversation = created["createConversation"]["id"]
+    deep = "x" + "<ul><li>" * 12_799
+    for _ in range(3):
+        answer = await limited.raw(
+            SEND, {"i": {"conversationId": conversation, "body": deep}}, as_="alice"
+        )
+        assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    answer = await limited.raw(
+        SEND, {"i": {"conversationId": conversation, "body": "fine"}}, as_="alice"
+    )
+    assert answer["errors"][0]["extensions"]["code"] == "RATE_LIMITED"

@@ -1,10 +1,11 @@
 """What an uploaded file is called and what it contains, never trusting the client.
 
-Filenames lose path parts, control characters and bidi overrides (which make "exe.txt" of
-"txt.exe"), and are bounded in length with their extension kept. The content type is sniffed
-from the first bytes with `filetype`; a file without a known signature is `text/plain` when its
-start is UTF-8 text, else `application/octet-stream`. Scriptable types (HTML, SVG) therefore come
-out as text/plain, and downloads add `nosniff` so browsers keep it that way.
+Filenames lose path parts, control characters and format characters (bidi overrides, which make
+"exe.txt" of "txt.exe", zero-width spaces, byte-order marks: see `graphql_api.text`), and are
+bounded in length with their extension kept. The content type is sniffed from the first bytes
+with `filetype`; a file without a known signature is `text/plain` when its start is UTF-8 text,
+else `application/octet-stream`. Scriptable types (HTML, SVG) therefore come out as text/plain,
+and downloads add `nosniff` so browsers keep it that way.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from urllib.parse import quote, unquote
 
 import filetype
 
+from graphql_api.text import CONTROL_CHARACTERS, strip_format_characters
+
 MAX_FILENAME_LENGTH = 200
 SNIFF_BYTES = 8192
 DEFAULT_FILENAME = "attachment"
-
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200b-\u200f\ufeff]")
 
 
 def sanitize_filename(raw: str | None) -> str:
     # Clients percent-encode what cannot stand in a quoted header value (aiohttp encodes all).
     name = unicodedata.normalize("NFC", unquote(raw or ""))
     name = re.split(r"[\\/]", name)[-1]  # no path parts, whatever the client's OS
-    name = _UNSAFE.sub("", name).strip().lstrip(".").strip()
+    name = strip_format_characters(CONTROL_CHARACTERS.sub("", name)).strip().lstrip(".").strip()
     if len(name) > MAX_FILENAME_LENGTH:
         stem, dot, extension = name.rpartition(".")
         if dot and 0 < len(extension) <= 16:

@@ -105,7 +105,7 @@ class Conversations:
         company_oid = await self._company_for_kind(viewer, kind, company_id)
         subject = validation.clean_subject(subject)
         attachments = validation.clean_attachment_ids(attachment_ids)
-        html, text = validation.clean_body(body, len(attachments))
+        html, text = await validation.clean_body(body, len(attachments))
         others = validation.clean_participant_ids(participant_ids, viewer.id)
         client_message_id = validation.clean_client_message_id(client_message_id)
 
@@ -184,7 +184,7 @@ class Conversations:
         conversation = await fetch_readable(self.db, viewer, conversation_id)
         self.limiter.check(viewer.id, "message", "messages")
         attachments = validation.clean_attachment_ids(attachment_ids)
-        html, text = validation.clean_body(body, len(attachments))
+        html, text = await validation.clean_body(body, len(attachments))
         client_message_id = validation.clean_client_message_id(client_message_id)
         if client_message_id is None:
             return await self._store_reply(viewer, conversation, html, text, attachments, None)
@@ -286,7 +286,9 @@ class Conversations:
         updated: Conversation | None = None,
     ) -> None:
         """Notify the participants and publish the events (the author's mark has moved)."""
-        notifications = await self.notifications.fan_out(message, recipients)
+        conversation = created or updated
+        company_id = conversation.company_id if conversation is not None else None
+        notifications = await self.notifications.fan_out(message, recipients, company_id)
         if created is not None:
             self.publisher.emit(ConversationCreated(created))
         self.publisher.emit(MessageAdded(message, updated))

@@ -10,33 +10,64 @@ import re
 import unicodedata
 
 from graphql_api.errors import BadUserInput
+from graphql_api.html_nesting import nesting_depth
 from graphql_api.ids import is_id
-from graphql_api.rich_text import html_to_text, sanitize_html
-from graphql_api.text import UNSAFE_CHARACTERS, require_unicode
+from graphql_api.rich_text import html_to_text, off_loop, sanitize_html, utf8_length
+from graphql_api.text import (
+    CONTROL_CHARACTERS,
+    UNSAFE_CHARACTERS,
+    has_visible_character,
+    require_unicode,
+    strip_format_characters,
+)
 
 MAX_SUBJECT_LENGTH = 200
 MAX_BODY_BYTES = 100 * 1024
+# Lists, quotes and styles inside one another: editors stay far below this (pages on the web
+# rarely pass 30); above it the HTML parser's cost grows with depth times tags.
+MAX_NESTING = 100
 MAX_PARTICIPANTS = 100
 MAX_ATTACHMENTS = 10
 MAX_CLIENT_MESSAGE_ID_LENGTH = 100
 
 
 def clean_subject(subject: str) -> str:
+    """The subject as plain text: control characters and bidirectional controls become spaces,
+    other format characters (zero-width spaces...) go, and something visible must be left."""
     require_unicode(subject, "subject")
-    text = UNSAFE_CHARACTERS.sub(" ", unicodedata.normalize("NFC", subject))
+    text = CONTROL_CHARACTERS.sub(" ", unicodedata.normalize("NFC", subject))
+    text = strip_format_characters(text, bidi_replacement=" ")
     text = re.sub(r"\s+", " ", text).strip()
-    if not 1 <= len(text) <= MAX_SUBJECT_LENGTH:
+    if not has_visible_character(text) or len(text) > MAX_SUBJECT_LENGTH:
         raise BadUserInput(f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters", field="subject")
     return text
 
 
-def clean_body(body: str, attachment_count: int) -> tuple[str, str]:
-    """(sanitized HTML, plain text) of a message body."""
-    if len(require_unicode(body, "body").encode("utf-8")) > MAX_BODY_BYTES:
+async def clean_body(body: str, attachment_count: int) -> tuple[str, str]:
+    """(sanitized HTML, plain text) of a message body, worked out off the event loop."""
+    return await off_loop(clean_body_now, body, attachment_count)
+
+
+def clean_body_now(body: str, attachment_count: int) -> tuple[str, str]:
+    """`clean_body` in the calling thread."""
+    if utf8_length(require_unicode(body, "body")) > MAX_BODY_BYTES:
         raise BadUserInput(
             f"body must be at most {MAX_BODY_BYTES // 1024} KB of HTML", field="body"
         )
-    sanitized = sanitize_html(body)
+    if nesting_depth(body, MAX_NESTING) > MAX_NESTING:
+        raise BadUserInput(
+            f"body formatting is nested too deeply: at most {MAX_NESTING} levels of lists, "
+            "quotes and styles inside one another",
+            field="body",
+        )
+    sanitized = sanitize_html(body, max_bytes=MAX_BODY_BYTES)
+    # The limit holds for what is stored too: links gain attributes and "&" becomes "&amp;".
+    if utf8_length(sanitized) > MAX_BODY_BYTES:
+        raise BadUserInput(
+            f"body must be at most {MAX_BODY_BYTES // 1024} KB of HTML once sanitized "
+            "(links and characters such as & take more room when stored)",
+            field="body",
+        )
     text = html_to_text(sanitized)
     if not text and attachment_count == 0:
         raise BadUserInput(

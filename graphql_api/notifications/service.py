@@ -24,12 +24,17 @@ from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id
 from graphql_api.notifications.models import Notification, notification_id
 from graphql_api.pagination import page_size, parse_notification_cursor
+from graphql_api.policy import readable_notifications_filter
 
 FANOUT_GRACE_MS = 30_000  # a fan-out still pending after this was interrupted
 MAX_MARK_IDS = 500
+MIGRATION_BATCH = 500
 
 
-def notification_docs(message: Message, recipients: Iterable[str]) -> list[Document]:
+def notification_docs(
+    message: Message, recipients: Iterable[str], company_id: str | None
+) -> list[Document]:
+    """The notifications of `message` to `recipients`, in a conversation of `company_id`."""
     created_ms = int(message.created_at.timestamp() * 1000)
     return [
         {
@@ -37,6 +42,7 @@ def notification_docs(message: Message, recipients: Iterable[str]) -> list[Docum
             "firm_id": message.firm_id,
             "user_id": user_id,
             "conversation_id": message.conversation_id,
+            "company_id": company_id,
             "message_id": message.id,
             "created_at": message.created_at,
             "created_ms": created_ms,
@@ -54,9 +60,11 @@ class Notifications:
         self._inserts: GroupCommit[list[Document]] = GroupCommit(self._insert)
         self._clears: GroupCommit[str] = GroupCommit(self._clear_outboxes)
 
-    async def fan_out(self, message: Message, recipients: list[str]) -> list[Notification]:
+    async def fan_out(
+        self, message: Message, recipients: list[str], company_id: str | None
+    ) -> list[Notification]:
         """Write one notification per recipient, then clear the message's outbox flag."""
-        docs = notification_docs(message, recipients)
+        docs = notification_docs(message, recipients, company_id)
         if docs:
             await self._inserts.submit(docs)
         await self._clears.submit(message.id)
@@ -81,6 +89,7 @@ class Notifications:
         docs = await self.db.messages.find(
             {"fanout": {"$eq": "pending"}, "created_ms": {"$lt": cutoff}}
         ).to_list()
+        companies = await self._companies_of({doc["conversation_id"] for doc in docs})
         for doc in docs:
             message = Message.from_doc(doc)
             # The author's mark moves before a message is stored; messages written before that
@@ -88,15 +97,48 @@ class Notifications:
             await move_read_marks(
                 self.db, [(message.author_id, message.conversation_id, message.seq)]
             )
-            await self.fan_out(message, list(doc.get("recipients", [])))
+            company_id = companies.get(message.conversation_id)
+            await self.fan_out(message, list(doc.get("recipients", [])), company_id)
         return len(docs)
+
+    async def _companies_of(self, conversation_ids: Iterable[str]) -> dict[str, str | None]:
+        ids = list(conversation_ids)
+        if not ids:
+            return {}
+        docs = await self.db.conversations.find({"_id": {"$in": ids}}, {"company_id": 1}).to_list()
+        return {doc["_id"]: doc.get("company_id") for doc in docs}
+
+    async def complete_missing_companies(self) -> int:
+        """Give notifications written before they kept their conversation's company (which the
+        access policy filters on) that company; answers how many changed."""
+        changed = 0
+        while (
+            docs := await self.db.notifications.find(
+                {"company_id": {"$exists": False}}, {"conversation_id": 1}
+            )
+            .limit(MIGRATION_BATCH)
+            .to_list()
+        ):
+            conversation_ids = {doc["conversation_id"] for doc in docs}
+            companies = await self._companies_of(conversation_ids)
+            changed_now = 0
+            for conversation_id in conversation_ids:
+                result = await self.db.notifications.update_many(
+                    {"conversation_id": conversation_id, "company_id": {"$exists": False}},
+                    {"$set": {"company_id": companies.get(conversation_id)}},
+                )
+                changed_now += result.modified_count
+            if not changed_now:
+                break  # nothing more this database lets us change
+            changed += changed_now
+        return changed
 
     async def page(
         self, viewer: User, first: int | None, after: str | None, unread_only: bool
     ) -> tuple[list[Notification], bool]:
         """The viewer's notifications, unread first, then newest first."""
         size = page_size(first, "first")
-        mine: Document = {"user_id": {"$eq": viewer.id}, "firm_id": {"$eq": viewer.firm_id}}
+        mine = readable_notifications_filter(viewer)
         wanted_unread: Document = {"$eq": 1} if unread_only else {}
         if after is None:
             queries = [{**mine, "unread": wanted_unread} if unread_only else mine]
@@ -122,8 +164,9 @@ class Notifications:
 
     async def mark_read(self, viewer: User, ids: list[str] | None) -> int:
         """Mark the viewer's notifications read (all of them without ids); answer how many
-        changed. Ids that are not the viewer's are ignored, like already-read ones."""
-        query: Document = {"user_id": viewer.id, "firm_id": viewer.firm_id, "unread": 1}
+        changed. Ids that are not the viewer's, or of conversations it can no longer read, are
+        ignored, like already-read ones."""
+        query: Document = {**readable_notifications_filter(viewer), "unread": {"$eq": 1}}
         if ids is not None:
             if len(ids) > MAX_MARK_IDS:
                 raise BadUserInput(f"mark at most {MAX_MARK_IDS} notifications at once")

@@ -1,4 +1,5 @@
-"""Start-up and shutdown of live events and of the notification outbox recovery."""
+"""Start-up and shutdown of live events and of the notification outbox recovery (which first
+completes notifications stored before they kept their conversation's company)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ CHANGE_STREAM_READY_TIMEOUT_SECONDS = 10.0
 
 
 async def _complete_fanouts_forever(app: web.Application) -> None:
+    try:
+        migrated = await app[SERVICES].notifications.complete_missing_companies()
+        if migrated:
+            log.info("gave %d older notifications their conversation's company", migrated)
+    except PyMongoError as exc:
+        log.warning("notification company migration failed: %s", exc)
     while True:
         try:
             completed = await app[SERVICES].notifications.complete_pending_fanouts()

@@ -235,8 +235,11 @@ class ChangeStreamSource:
             if conversation is not None:
                 event = MessageAdded(event.message, Conversation.from_doc(conversation))
         self.hub.publish(event)
-        if event.message.seq > 1:  # a first message is stored before its conversation
-            self._publish_notifications(event.message, doc.get("recipients", ()))
+        if event.message.seq > 1 and event.conversation is not None:
+            # (A first message is stored before its conversation: see below.)
+            self._publish_notifications(
+                event.message, doc.get("recipients", ()), event.conversation.company_id
+            )
 
     async def _publish_conversation(self, event: ConversationCreated) -> None:
         """A new conversation, and the notifications of its first message: they wait for the
@@ -250,9 +253,11 @@ class ChangeStreamSource:
             {"conversation_id": {"$eq": conversation.id}, "seq": {"$eq": 1}}
         )
         if first is not None:
-            self._publish_notifications(Message.from_doc(first), others)
+            self._publish_notifications(Message.from_doc(first), others, conversation.company_id)
 
-    def _publish_notifications(self, message: Message, recipients: Iterable[str]) -> None:
+    def _publish_notifications(
+        self, message: Message, recipients: Iterable[str], company_id: str | None
+    ) -> None:
         listening = [u for u in recipients if self.hub.has_listeners(user_topic(str(u)))]
-        for notification in notification_docs(message, listening):
+        for notification in notification_docs(message, listening, company_id):
             self.hub.publish(NotificationAdded(Notification.from_doc(notification)))
