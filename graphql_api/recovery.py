@@ -56,8 +56,12 @@ async def _recover_forever(app: web.Application) -> None:
     while True:
         try:
             await recover_once(services)
-        except PyMongoError as exc:  # the database may be away: try again next time
-            log.warning("crash recovery failed: %s", exc)
+        except PyMongoError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The driver turned the stop's cancellation into its own error: stop anyway.
+                raise asyncio.CancelledError from exc
+            log.warning("crash recovery failed: %s", exc)  # the database may be away: retry
         await asyncio.sleep(services.settings.recovery_interval_seconds)
 
 

@@ -45,7 +45,8 @@ class Conversation:
     message_count: int
     client_visible: bool
     skipped_seqs: tuple[int, ...] = ()
-    """Numbers taken by a reply whose write then failed: no message has them."""
+    """Numbers taken by a reply whose write then failed: no message has them (read as a set:
+    the recovery of two processes may list a number twice)."""
 
     @property
     def last_message_at(self) -> datetime:

@@ -95,8 +95,10 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
     missing = [seq for seq in range(checked + 1, settled + 1) if seq not in accounted]
     update: Document = {"$set": {"reconciled_seq": settled}}
     if missing:
-        # $addToSet: another process reconciling the same conversation adds nothing twice.
-        update["$addToSet"] = {"skipped_seqs": {"$each": missing}}
+        # Another process reconciling it at the same time may push them too: the list is read
+        # as a set. ($addToSet would say so, but the embedded server ignores it on a missing
+        # field: docs/embedded.md.)
+        update["$push"] = {"skipped_seqs": {"$each": missing}}
     await db.conversations.update_one({"_id": conversation["_id"]}, update)
     moved = False
     if quiet and settled == count:

@@ -546,7 +546,7 @@ class Conversations:
         conversation at its newest stored message again, with its time. (If this process dies
         first, the crash recovery does the same: `recovery.py`.)"""
         await self.db.conversations.update_one(
-            {"_id": conversation_id}, {"$addToSet": {"skipped_seqs": seq}}
+            {"_id": conversation_id}, {"$push": {"skipped_seqs": seq}}
         )
         latest = await newest_message(self.db, conversation_id)
         if latest:
