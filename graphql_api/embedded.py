@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -108,8 +109,9 @@ class EmbeddedServer:
     def db_dir(self) -> Path:
         return (self.data_dir / "db").absolute()
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start the server, wait until it answers a ping, and answer its URI."""
+    def start(self, timeout: float = 30.0, meanwhile: Callable[[], object] | None = None) -> str:
+        """Start the server, wait until it answers a ping, and answer its URI; `meanwhile`
+        runs while the server boots (the caller's own slow start-up work)."""
         db_dir = self.db_dir
         db_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -142,6 +144,8 @@ class EmbeddedServer:
                 preexec_fn=_kill_with_parent if sys.platform == "linux" else None,
             )
         deadline = time.monotonic() + timeout
+        if meanwhile is not None:
+            meanwhile()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 reason = _last_error(log_path, log_start)
