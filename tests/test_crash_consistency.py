@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import random
@@ -43,12 +44,13 @@ from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET
 from tests.factories import STANDARD_DIRECTORY
 from tests.server_process import STOP_TIMEOUT, Serve, start_serve, wait_until_gone
+from tests.test_attachments import MULTIPART, PART_TAIL, generated_bytes, part_head
 from tests.test_cli import cli_env
 
-SEND_CRASHES = 16
+SEND_CRASHES = 14
 UPLOAD_CRASHES = 2
-MARK_CRASHES = 3
-CLIENTS = 4
+MARK_CRASHES = 4  # 20 crashes in all
+CLIENTS = 6  # enough sends in flight that some crashes land between a number and its message
 SENDS_PER_CLIENT = 12  # per storm; the kill usually comes first
 KILL_WINDOW_SECONDS = (0.05, 0.6)  # after the storm starts
 SETTLE_SECONDS = 30.0  # bound of the wait for the recovery to settle the counts
@@ -71,6 +73,9 @@ NOTIFICATIONS = """
 query($after: String) { notifications(first: 100, after: $after) {
   edges { node { message { id } } } pageInfo { hasNextPage endCursor }
 } }
+"""
+UNREAD_INBOX = """
+query { conversations(first: 100, unreadOnly: true) { edges { node { id unreadCount } } } }
 """
 INBOX = """
 query { conversations(first: 100) { edges { node { id lastMessage { id createdAt } } } } }
@@ -178,6 +183,21 @@ async def gql(
     if body.get("errors"):
         raise GraphQLError(body["errors"])
     return body["data"]
+
+
+async def create(
+    session, url: str, token: str, ids: dict[str, Any], participants: list[str], subject: str
+) -> str:
+    """A conversation about the bakery; its first message is its subject."""
+    conversation = {
+        "type": "COMPANY",
+        "companyId": ids["companies"]["bakery"],
+        "participantIds": [ids["users"][user] for user in participants],
+        "subject": subject,
+        "body": subject,
+    }
+    created = await gql(session, url, token, CREATE, {"input": conversation})
+    return created["createConversation"]["id"]
 
 
 CONNECTION_LOST = (aiohttp.ClientError, TimeoutError, ConnectionError, GraphQLError)
@@ -309,24 +329,10 @@ async def test_sends_killed_at_random_moments_are_exact_after_restart_and_retrie
     async with service(tmp_path) as (running, ids), aiohttp.ClientSession() as session:
         alice, bob, carla = tokens_for(ids, "alice", "bob", "carla")
         tokens = {"alice": alice, "bob": bob, "carla": carla}
-        conversations = []
-        for subject in ("Storm A", "Storm B"):
-            created = await gql(
-                session,
-                running.url,
-                alice,
-                CREATE,
-                {
-                    "input": {
-                        "type": "COMPANY",
-                        "companyId": ids["companies"]["bakery"],
-                        "participantIds": [ids["users"]["bob"], ids["users"]["carla"]],
-                        "subject": subject,
-                        "body": subject,
-                    }
-                },
-            )
-            conversations.append(created["createConversation"]["id"])
+        conversations = [
+            await create(session, running.url, alice, ids, ["bob", "carla"], subject)
+            for subject in ("Storm A", "Storm B")
+        ]
         senders = [Sender(f"c{n}", alice) for n in range(CLIENTS)]
         for round_ in range(SEND_CRASHES):
             storms = [
@@ -343,3 +349,192 @@ async def test_sends_killed_at_random_moments_are_exact_after_restart_and_retrie
             except AssertionError as failure:
                 raise AssertionError(f"after crash {round_ + 1} (seed {seed})") from failure
     assert running.starts == SEND_CRASHES + 1
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+
+UPLOAD_BYTES = 6 << 20
+SENT_BEFORE_THE_CRASH = 3 << 20
+
+
+async def upload_until_stored_in_part(
+    running: Service, token: str, earlier: set[str]
+) -> tuple[asyncio.StreamWriter, str]:
+    """Start an upload of UPLOAD_BYTES and send half of it; answers once the server has stored
+    some of it (the crash then interrupts it mid-body), with the connection, still open, and
+    the upload's id (not one of the `earlier` ones)."""
+    head = part_head()
+    _, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    writer.write(
+        (
+            "POST /attachments HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{running.port}\r\n"
+            f"Authorization: Bearer {token}\r\n"
+            f"Content-Type: {MULTIPART}\r\n"
+            f"Content-Length: {len(head) + UPLOAD_BYTES + len(PART_TAIL)}\r\n\r\n"
+        ).encode()
+        + head
+        + generated_bytes(SENT_BEFORE_THE_CRASH, seed=7)
+    )
+    await writer.drain()
+    client = connect(running.database_uri())
+    try:
+        db = client.get_default_database("messager")
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            ids = set(await interrupted_uploads(db)) - earlier
+            # (The embedded server's GridFS matches `files_id` by equality only.)
+            for upload_id in ids:
+                if await db["fs.chunks"].find_one({"files_id": upload_id, "n": 0}):
+                    return writer, upload_id
+            assert time.monotonic() < deadline, "the server never stored any of the upload"
+            await asyncio.sleep(0.02)
+    finally:
+        await client.close()
+
+
+async def interrupted_uploads(db: Any) -> list[str]:
+    """The ids of the uploads still being stored, or whose storing was interrupted (their
+    record stays `uploading` until the cleanup removes it)."""
+    return [doc["_id"] async for doc in db.attachments.find({"state": "uploading"})]
+
+
+async def uploads_in_storage(running: Service) -> set[str]:
+    client = connect(running.database_uri())
+    try:
+        return set(await interrupted_uploads(client.get_default_database("messager")))
+    finally:
+        await client.close()
+
+
+async def upload(session, url: str, token: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    body = io.BytesIO(part_head() + data + PART_TAIL)
+    async with session.post(
+        f"{url}/attachments",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": MULTIPART},
+        timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS * 4),
+    ) as response:
+        return response.status, await response.json()
+
+
+async def download(session, url: str, token: str, attachment_id: str) -> tuple[int, bytes]:
+    async with session.get(
+        f"{url}/attachments/{attachment_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS * 4),
+    ) as response:
+        return response.status, await response.read()
+
+
+async def attach(session, url: str, token: str, conversation_id: str, attachment_id: str):
+    """Send a message with the attachment; answers the GraphQL error code, or None."""
+    message = {
+        "conversationId": conversation_id,
+        "body": "with a file",
+        "attachmentIds": [attachment_id],
+    }
+    try:
+        await gql(session, url, token, SEND, {"input": message})
+    except GraphQLError as error:
+        return error.args[0][0]["extensions"]["code"]
+    return None
+
+
+async def test_an_upload_killed_mid_body_leaves_nothing_visible_and_its_retry_succeeds(tmp_path):
+    data = generated_bytes(UPLOAD_BYTES, seed=7)
+    async with service(tmp_path) as (running, ids), aiohttp.ClientSession() as session:
+        alice, bob = tokens_for(ids, "alice", "bob")
+        conversation = await create(session, running.url, alice, ids, ["bob"], "Files")
+        seen_interrupted: set[str] = set()
+        for crash in range(UPLOAD_CRASHES):
+            writer, half_stored = await upload_until_stored_in_part(
+                running, alice, seen_interrupted
+            )
+            await running.crash(whole_group=crash % 2 == 0)
+            writer.transport.abort()
+            await running.start()
+            assert await uploads_in_storage(running) - seen_interrupted == {half_stored}
+            seen_interrupted.add(half_stored)
+            # Nothing of it can be downloaded or attached, by its uploader or anyone.
+            for token in (alice, bob):
+                status, _ = await download(session, running.url, token, half_stored)
+                assert status == 404
+            code = await attach(session, running.url, alice, conversation, half_stored)
+            assert code == "NOT_FOUND"
+
+            # The retry succeeds: the whole file, attached and downloaded by the recipient.
+            status, answer = await upload(session, running.url, alice, data)
+            assert (status, answer["size"]) == (201, UPLOAD_BYTES)
+            assert await attach(session, running.url, alice, conversation, answer["id"]) is None
+            assert await download(session, running.url, bob, answer["id"]) == (200, data)
+    assert running.starts == UPLOAD_CRASHES + 1
+
+
+# -- markConversationRead ------------------------------------------------------------------------
+
+
+MARKED_CONVERSATIONS = 8
+
+
+@dataclass
+class Reader:
+    """One of bob's clients, marking conversations read."""
+
+    token: str
+    attempted: set[str] = field(default_factory=set)
+
+    async def storm(self, session, url: str, conversations: list[str], rng: random.Random):
+        for conversation_id in rng.sample(conversations, len(conversations)):
+            self.attempted.add(conversation_id)
+            try:
+                await gql(session, url, self.token, MARK_READ, {"id": conversation_id})
+            except CONNECTION_LOST:
+                return
+
+    async def retry_everything(self, session, url: str) -> None:
+        for conversation_id in sorted(self.attempted):
+            await gql(session, url, self.token, MARK_READ, {"id": conversation_id})
+        self.attempted.clear()
+
+
+async def test_mark_read_storms_killed_at_random_moments_leave_exact_unread_counts(tmp_path):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    async with service(tmp_path) as (running, ids), aiohttp.ClientSession() as session:
+        alice, bob = tokens_for(ids, "alice", "bob")
+        conversations = [
+            await create(session, running.url, alice, ids, ["bob"], f"Read {n}")
+            for n in range(MARKED_CONVERSATIONS)
+        ]
+        readers = [Reader(bob) for _ in range(CLIENTS)]
+        unread_by_bob = dict.fromkeys(conversations, 1)
+        for crash in range(MARK_CRASHES):
+            for conversation_id in conversations:  # something new in each
+                message = {"conversationId": conversation_id, "body": f"news {crash}"}
+                await gql(session, running.url, alice, SEND, {"input": message})
+                unread_by_bob[conversation_id] += 1
+            storms = [
+                asyncio.create_task(r.storm(session, running.url, conversations, rng))
+                for r in readers
+            ]
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
+            await running.crash(whole_group=crash % 2 == 0)
+            await asyncio.gather(*storms)
+            await running.start()
+            for conversation_id in set().union(*(r.attempted for r in readers)):
+                unread_by_bob[conversation_id] = 0  # marked before the crash or on retry
+            await asyncio.gather(*(r.retry_everything(session, running.url) for r in readers))
+
+            unread_now = {
+                edge["node"]["id"]: edge["node"]["unreadCount"]
+                for edge in (await gql(session, running.url, bob, UNREAD_INBOX))["conversations"][
+                    "edges"
+                ]
+            }
+            expected = {c: n for c, n in unread_by_bob.items() if n}
+            assert unread_now == expected, f"after crash {crash + 1} (seed {seed})"
+            for conversation_id in conversations:
+                assert await unread(session, running.url, alice, conversation_id) == 0
+    assert running.starts == MARK_CRASHES + 1
