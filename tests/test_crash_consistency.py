@@ -218,23 +218,27 @@ class Sender:
     token: str
     attempted: dict[str, str] = field(default_factory=dict)  # key -> conversation id
     acknowledged: dict[str, str] = field(default_factory=dict)  # key -> message id
+    unconfirmed: list[str] = field(default_factory=list)  # attempted since the last restart
 
     async def storm(self, session, url: str, round_: int, conversations: list[str]) -> None:
         for i in range(SENDS_PER_CLIENT):
             key = f"{self.name}-r{round_}-{i}"
             conversation_id = conversations[i % len(conversations)]
             self.attempted[key] = conversation_id
+            self.unconfirmed.append(key)
             try:
                 self.acknowledged[key] = await self.send(session, url, key, conversation_id)
             except CONNECTION_LOST:
                 return  # the service is gone: what is unanswered is retried after the restart
 
     async def retry_everything(self, session, url: str) -> None:
-        for key, conversation_id in self.attempted.items():
-            answered = await self.send(session, url, key, conversation_id)
+        """Send again everything attempted since the last restart, with the same keys."""
+        for key in self.unconfirmed:
+            answered = await self.send(session, url, key, self.attempted[key])
             if key in self.acknowledged:
                 assert answered == self.acknowledged[key], f"{key}: another id on retry"
             self.acknowledged[key] = answered
+        self.unconfirmed.clear()
 
     async def send(self, session, url: str, key: str, conversation_id: str) -> str:
         message = {"conversationId": conversation_id, "body": key, "clientMessageId": key}
