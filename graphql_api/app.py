@@ -45,6 +45,7 @@ from graphql_api.keys import (
     WS_INITIALIZED,
 )
 from graphql_api.realtime.lifecycle import realtime_ctx
+from graphql_api.recovery import recovery_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from graphql_api.shutdown import bounded
@@ -294,6 +295,7 @@ def init_app(
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
+    app.cleanup_ctx.append(recovery_ctx)
 
     view = MessagerGraphQLView(settings)
     routes = [

@@ -69,6 +69,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("firm_id", ASCENDING), ("last_activity_ms", DESCENDING)], name="firm_activity"
         ),
+        # The recovery's walk over recently active conversations (conversations/recovery.py).
+        IndexModel([("last_activity_ms", ASCENDING)], name="activity"),
         IndexModel(
             [("created_by", ASCENDING), ("client_message_id", ASCENDING)],
             name="idempotency",
@@ -101,6 +103,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="user_inbox",
         ),
     ],
+    "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents
     "read_marks": [
         IndexModel(
             [("user_id", ASCENDING), ("conversation_id", ASCENDING)],
@@ -157,7 +160,8 @@ async def ensure_schema(db: Db) -> None:
                 await db.create_collection(name)
             except CollectionInvalid:  # another process created it meanwhile
                 pass
-        await db[name].create_indexes(indexes)
+        if indexes:
+            await db[name].create_indexes(indexes)
     for name, indexes in GRIDFS_INDEXES.items():
         try:
             await db[name].create_indexes(indexes)

@@ -3,7 +3,9 @@
 With no `MONGODB_URI`, `messager serve` starts one under the data directory and records its address
 in `embedded.json` there; the other commands connect to that server while its owner runs, and
 otherwise start their own for the length of the command. The child process is tied to its parent
-(it receives SIGTERM when the parent dies), so a killed `serve` never leaves a server behind.
+(it receives SIGKILL when the parent dies), so a killed `serve` never leaves a server behind.
+What such a death leaves is nx-27017's pid file, which would block the next start: see
+`graphql_api/embedded_pidfile.py`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from graphql_api.embedded_pidfile import (
+    PID_FILE,
+    PREVIOUS_EXIT_TIMEOUT_SECONDS,
+    PreviousServerRunning,
+    clear_stale_pid_file,
+    is_embedded_server_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +89,15 @@ def _pid_alive(pid: int) -> bool:
 class EmbeddedServer:
     """One nx-27017 child process storing its databases under `data_dir/db`."""
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        previous_exit_timeout: float = PREVIOUS_EXIT_TIMEOUT_SECONDS,
+    ) -> None:
         self.data_dir = data_dir
         self.host = host
+        self.previous_exit_timeout = previous_exit_timeout
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -88,13 +105,23 @@ class EmbeddedServer:
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start the server, wait until it answers a ping, and answer its URI."""
-        db_dir = self.data_dir / "db"
+    @property
+    def db_dir(self) -> Path:
+        return (self.data_dir / "db").absolute()
+
+    def start(self, timeout: float = 30.0, meanwhile: Callable[[], object] | None = None) -> str:
+        """Start the server, wait until it answers a ping, and answer its URI; `meanwhile`
+        runs while the server boots (the caller's own slow start-up work)."""
+        db_dir = self.db_dir
         db_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            clear_stale_pid_file(self.data_dir / PID_FILE, db_dir, self.previous_exit_timeout)
+        except PreviousServerRunning as exc:
+            raise EmbeddedServerError(str(exc)) from exc
         self.port = free_port(self.host)
         log_path = self.data_dir / "embedded.log"
         with log_path.open("ab") as log_file:
+            log_start = log_file.tell()
             self.process = subprocess.Popen(
                 [
                     sys.executable,
@@ -109,7 +136,7 @@ class EmbeddedServer:
                     "--log-file",
                     str(log_path),
                     "--pid-file",
-                    str(self.data_dir / "embedded.pid"),
+                    str((self.data_dir / PID_FILE).absolute()),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -117,11 +144,14 @@ class EmbeddedServer:
                 preexec_fn=_kill_with_parent if sys.platform == "linux" else None,
             )
         deadline = time.monotonic() + timeout
+        if meanwhile is not None:
+            meanwhile()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                reason = _last_error(log_path, log_start)
                 raise EmbeddedServerError(
-                    f"the embedded database exited with status {self.process.returncode}; "
-                    f"see {log_path}"
+                    f"the embedded database exited with status {self.process.returncode}"
+                    f"{f' ({reason})' if reason else ''}; see {log_path}"
                 )
             if ping(self.uri, timeout=0.3):
                 log.info("embedded database listening on %s", self.uri)
@@ -155,13 +185,33 @@ class EmbeddedServer:
             (self.data_dir / ADDRESS_FILE).unlink()
 
 
+def _last_error(log_path: Path, since: int) -> str | None:
+    """The last ERROR line the server wrote to its log after offset `since`, without its
+    timestamp and logger name."""
+    with contextlib.suppress(OSError):
+        with log_path.open("rb") as log_file:
+            log_file.seek(since)
+            lines = log_file.read().decode(errors="replace").splitlines()
+        errors = [line for line in lines if " ERROR " in line]
+        if errors:
+            return errors[-1].split(" ERROR ", 1)[1].strip()
+    return None
+
+
 def recorded_uri(data_dir: Path) -> str | None:
-    """The URI of the embedded server that a running `messager serve` recorded, if it answers."""
+    """The URI of the embedded server that a running `messager serve` recorded, if it answers.
+
+    A record left by a killed `serve` names pids that may belong to other programs by now, and
+    a port another server may have taken: the server pid must still be an embedded server of
+    this data directory."""
     try:
         payload = json.loads((data_dir / ADDRESS_FILE).read_text())
         uri, owner = str(payload["uri"]), int(payload["owner_pid"])
+        server = int(payload["server_pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _pid_alive(owner) or not ping(uri):
+    if not _pid_alive(owner) or is_embedded_server_of(server, (data_dir / "db")) is False:
+        return None
+    if not ping(uri):
         return None
     return uri

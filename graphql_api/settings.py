@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     attachment_cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often uploads never attached for 24 hours are looked for and removed."""
 
+    recovery_interval_seconds: float = Field(default=30.0, gt=0)
+    """How often the crash recovery runs (it also runs at start-up): interrupted notification
+    fan-outs, numbers taken by replies never stored, conversations never created."""
+    recovery_grace_seconds: float = Field(default=60.0, gt=0)
+    """How long a write may still be in progress on a live process: the recovery completes or
+    undoes only what is older (far above `db_timeout_ms`, the deadline of each step)."""
+
     rate_limits: bool = True
     """Per-user limits on writes; benchmarks that flood on purpose turn them off."""
     messages_per_minute: float = Field(default=120, gt=0)

@@ -103,8 +103,12 @@ class Serve:
         wait_until_gone(sorted(below), STOP_TIMEOUT)
 
 
-def start_serve(*args: str, env: dict[str, str], log_dir: Path, name: str, port: int) -> Serve:
-    """`messager serve --port PORT ARGS`; its output goes to files (never a pipe that fills)."""
+def start_serve(
+    *args: str, env: dict[str, str], log_dir: Path, name: str, port: int, own_group: bool = False
+) -> Serve:
+    """`messager serve --port PORT ARGS`; its output goes to files (never a pipe that fills).
+    With `own_group` it leads a process group of its own (to be killed as a group, as
+    `kill -9 -PGID` or a supervisor would, without hitting the test)."""
     with (log_dir / f"{name}.out").open("wb") as out, (log_dir / f"{name}.err").open("wb") as err:
         process = subprocess.Popen(
             command("serve", "--port", str(port), *args),
@@ -113,16 +117,17 @@ def start_serve(*args: str, env: dict[str, str], log_dir: Path, name: str, port:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            start_new_session=own_group,
         )
     return Serve(process, port, name, log_dir, env)
 
 
 @contextlib.contextmanager
 def serving(
-    *args: str, env: dict[str, str], log_dir: Path, name: str, port: int
+    *args: str, env: dict[str, str], log_dir: Path, name: str, port: int, own_group: bool = False
 ) -> Iterator[Serve]:
     """A started serve (not yet healthy: see `until_healthy`), killed with all its processes."""
-    serve = start_serve(*args, env=env, log_dir=log_dir, name=name, port=port)
+    serve = start_serve(*args, env=env, log_dir=log_dir, name=name, port=port, own_group=own_group)
     try:
         yield serve
     finally:

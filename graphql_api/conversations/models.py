@@ -1,12 +1,15 @@
 """Typed records of the conversation documents.
 
 `conversations {_id, firm_id, type, company_id, subject, participant_ids, created_by, created_at,
-last_activity_ms, last_message_id, message_count, client_visible, client_message_id}` and
+last_activity_ms, last_message_id, message_count, skipped_seqs, reconciled_seq, client_visible,
+client_message_id}` and
 `messages {_id, firm_id, conversation_id, seq, author_id, body, body_text, attachment_ids,
 created_at, client_message_id}`. Times that updates change are stored as integer epoch
 milliseconds (`last_activity_ms`): the embedded server stores a date given to `$set` as text
 (docs/embedded.md). `seq` numbers a conversation's messages 1, 2, 3... in the order
-the conversation's counter handed them out; it orders history and is its cursor.
+the conversation's counter handed them out; it orders history and is its cursor. A number taken
+by a reply that was never stored is listed in `skipped_seqs`, by the reply itself when its write
+failed or by the crash recovery (`recovery.py`), which keeps in `reconciled_seq` how far it got.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class Conversation:
     message_count: int
     client_visible: bool
     skipped_seqs: tuple[int, ...] = ()
-    """Numbers taken by a reply whose write then failed: no message has them."""
+    """Numbers taken by a reply whose write then failed: no message has them (read as a set:
+    the recovery of two processes may list a number twice)."""
 
     @property
     def last_message_at(self) -> datetime:
@@ -63,7 +67,7 @@ class Conversation:
             last_message_id=doc.get("last_message_id"),
             message_count=int(doc.get("message_count", 0)),
             client_visible=bool(doc.get("client_visible", False)),
-            skipped_seqs=tuple(int(s) for s in doc.get("skipped_seqs", ())),
+            skipped_seqs=tuple(sorted({int(s) for s in doc.get("skipped_seqs", ())})),
         )
 
 

@@ -27,6 +27,7 @@ from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryReque
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
 from graphql_api.conversations.read_marks import Mark, move_read_marks, read_mark_id
+from graphql_api.conversations.recovery import newest_message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.directory.service import Directory, search_filter
@@ -148,6 +149,7 @@ class Conversations:
             "last_activity_ms": _millis(now),
             "last_message_id": message_id,
             "message_count": 1,
+            "reconciled_seq": 1,  # stored before the conversation: nothing to reconcile
             "client_visible": client_visible,
         }
         if client_message_id is not None:
@@ -193,7 +195,7 @@ class Conversations:
         async with self._key_lock(viewer.id, client_message_id):
             existing = await self._message_by_client_id(viewer, client_message_id)
             if existing is not None:
-                return self._same_conversation(existing, conversation)
+                return await self._answer_retry(existing, conversation)
             if await self.db.conversations.find_one(
                 {"created_by": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}},
                 {"_id": 1},
@@ -205,6 +207,15 @@ class Conversations:
             return await self._store_reply(
                 viewer, conversation, html, text, attachments, client_message_id
             )
+
+    async def _answer_retry(self, stored: Document, conversation: Conversation) -> Message:
+        """The message a retry asks for, once its notifications are written: the attempt that
+        stored it may have died before writing them (a crash), and its client is asking again
+        (they are written at most once each, whoever writes them)."""
+        message = self._same_conversation(Message.from_doc(stored), conversation)
+        if stored.get("fanout") == "pending":
+            await self.notifications.fan_out(message, list(stored.get("recipients", ())))
+        return message
 
     def _key_lock(self, user_id: str, client_message_id: str) -> asyncio.Lock:
         key = (user_id, client_message_id)
@@ -261,7 +272,7 @@ class Conversations:
             existing = await self._message_by_client_id(viewer, client_message_id or "")
             if existing is None:
                 raise
-            return self._same_conversation(existing, conversation)
+            return await self._answer_retry(existing, conversation)
         except BaseException:
             # Not stored (database error, time-out, cancelled): the number must not count as
             # an unread message. Best effort, shielded: the database may be what failed.
@@ -506,23 +517,21 @@ class Conversations:
 
     async def _forget_seq(self, conversation_id: str, seq: int, lost_message_id: str) -> None:
         """A reply took `seq` and was not stored: record the number as unused and point the
-        conversation at its newest stored message again."""
+        conversation at its newest stored message again, with its time. (If this process dies
+        first, the crash recovery does the same: `recovery.py`.)"""
         await self.db.conversations.update_one(
             {"_id": conversation_id}, {"$push": {"skipped_seqs": seq}}
         )
-        await self._repair_last_message(conversation_id, lost_message_id)
-
-    async def _repair_last_message(self, conversation_id: str, lost_message_id: str) -> None:
-        latest = (
-            await self.db.messages.find({"conversation_id": {"$eq": conversation_id}}, {"_id": 1})
-            .sort("seq", -1)
-            .limit(1)
-            .to_list()
-        )
+        latest = await newest_message(self.db, conversation_id)
         if latest:
             await self.db.conversations.update_one(
                 {"_id": conversation_id, "last_message_id": lost_message_id},
-                {"$set": {"last_message_id": latest[0]["_id"]}},
+                {
+                    "$set": {
+                        "last_message_id": latest["_id"],
+                        "last_activity_ms": latest["created_ms"],
+                    }
+                },
             )
 
     async def _conversation_by_client_id(
@@ -540,11 +549,10 @@ class Conversations:
             raise NotFound("conversation not found")
         return conversation
 
-    async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
-        doc = await self.db.messages.find_one(
+    async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Document | None:
+        return await self.db.messages.find_one(
             {"author_id": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}}
         )
-        return Message.from_doc(doc) if doc else None
 
     @staticmethod
     def _same_conversation(message: Message, conversation: Conversation) -> Message:

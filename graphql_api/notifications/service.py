@@ -3,7 +3,8 @@
 Fan-out is an outbox on the message itself: a message is stored with `fanout: "pending"` and its
 recipients, then its notifications are written (idempotently, by deterministic id) and the flag is
 cleared. If the process dies in between, `complete_pending_fanouts` (run at start-up and then
-periodically) writes the missing notifications. No multi-document transaction is needed, so this
+periodically, see `graphql_api/recovery.py`) writes the missing notifications, and so does a
+retry of the send with the same `clientMessageId`. No multi-document transaction is needed, so this
 works the same on a standalone MongoDB.
 """
 
@@ -26,7 +27,7 @@ from graphql_api.notifications.models import Notification, notification_id
 from graphql_api.pagination import page_size, parse_notification_cursor
 from graphql_api.policy import readable_notifications_filter
 
-FANOUT_GRACE_MS = 30_000  # a fan-out still pending after this was interrupted
+FANOUT_GRACE_MS = 60_000  # a fan-out still pending after this was interrupted
 MAX_MARK_IDS = 500
 MIGRATION_BATCH = 500
 
@@ -83,13 +84,21 @@ class Notifications:
             {"_id": {"$in": message_ids}}, {"$set": {"fanout": "done"}}
         )
 
-    async def complete_pending_fanouts(self, now_ms: int | None = None) -> int:
-        """Finish the fan-outs of messages stored by a process that died before finishing."""
-        cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - FANOUT_GRACE_MS
+    async def complete_pending_fanouts(
+        self, now_ms: int | None = None, grace_ms: int = FANOUT_GRACE_MS
+    ) -> int:
+        """Finish the fan-outs of messages stored by a process that died before finishing.
+
+        A first message whose conversation was never written (its creation died in between)
+        is left out: nothing can reach it (`remove_interrupted_creations` removes it)."""
+        cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - grace_ms
         docs = await self.db.messages.find(
             {"fanout": {"$eq": "pending"}, "created_ms": {"$lt": cutoff}}
         ).to_list()
+        if not docs:
+            return 0
         companies = await self._companies_of({doc["conversation_id"] for doc in docs})
+        docs = [doc for doc in docs if doc["conversation_id"] in companies]  # reachable ones
         for doc in docs:
             message = Message.from_doc(doc)
             # The author's mark moves before a message is stored; messages written before that

@@ -1,5 +1,4 @@
-"""Start-up and shutdown of live events and of the notification outbox recovery (which first
-completes notifications stored before they kept their conversation's company)."""
+"""Start-up and shutdown of live events (the change-stream watchers)."""
 
 from __future__ import annotations
 
@@ -14,29 +13,11 @@ from pymongo.errors import PyMongoError
 from graphql_api.database import connect, database_of
 from graphql_api.keys import SERVICES
 from graphql_api.realtime.sources import ChangeStreamSource, change_streams_supported
-from graphql_api.shutdown import bounded, cancel_and_wait
+from graphql_api.shutdown import bounded
 
 log = logging.getLogger(__name__)
 
-OUTBOX_INTERVAL_SECONDS = 30.0
 CHANGE_STREAM_READY_TIMEOUT_SECONDS = 10.0
-
-
-async def _complete_fanouts_forever(app: web.Application) -> None:
-    try:
-        migrated = await app[SERVICES].notifications.complete_missing_companies()
-        if migrated:
-            log.info("gave %d older notifications their conversation's company", migrated)
-    except PyMongoError as exc:
-        log.warning("notification company migration failed: %s", exc)
-    while True:
-        try:
-            completed = await app[SERVICES].notifications.complete_pending_fanouts()
-            if completed:
-                log.info("completed %d interrupted notification fan-outs", completed)
-        except PyMongoError as exc:
-            log.warning("notification outbox recovery failed: %s", exc)
-        await asyncio.sleep(OUTBOX_INTERVAL_SECONDS)
 
 
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -64,9 +45,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
             "the subscribers of this process only, and every request reads its user from the "
             "database (no user cache)"
         )
-    outbox = asyncio.create_task(_complete_fanouts_forever(app), name="notification-outbox")
     yield
-    await cancel_and_wait(outbox, "the notification outbox task")
     if source is not None:
         await source.stop()
     if watcher_client is not None:
