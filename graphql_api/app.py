@@ -14,7 +14,6 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
-import aiohttp_cors
 import pymongo
 from aiohttp import WSCloseCode, web
 from pymongo.errors import PyMongoError
@@ -25,9 +24,12 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
+from graphql_api.auth import WEBSOCKET_CREDENTIAL
 from graphql_api.context import Context, authenticate_until, build_context
+from graphql_api.cors import setup_cors
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError
+from graphql_api.http_errors import json_errors_middleware
 from graphql_api.keys import (
     LISTENERS,
     REQUEST_ID,
@@ -95,7 +97,7 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 seconds=settings.ws_connection_init_timeout_seconds
             ),
             # Strawberry's own handshake check: without it, it refuses every other origin.
-            allowed_origins=[o for o in settings.cors_origins if o != "*"],
+            allowed_origins=list(settings.cors_origins),
         )
         self.settings = settings
 
@@ -144,7 +146,9 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         authorization = params.get("Authorization") or params.get("authorization")
         try:
             user, expires = await authenticate_until(
-                context.services, authorization if isinstance(authorization, str) else None
+                context.services,
+                authorization if isinstance(authorization, str) else None,
+                WEBSOCKET_CREDENTIAL,
             )
         except ApiError as error:
             # The protocol's "unauthorized" code (4401), not Strawberry's 4403: clients such as
@@ -234,7 +238,10 @@ def init_app(
     settings: Settings, mongo_listeners: Sequence[CommandListener] = ()
 ) -> web.Application:
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
-    app = web.Application(middlewares=[request_id_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[request_id_middleware, json_errors_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()
@@ -253,21 +260,5 @@ def init_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
-    # aiohttp-cors refuses "*" routes (SPEC §12): the view is on explicit GET and POST routes.
-    cors = aiohttp_cors.setup(
-        app,
-        defaults={
-            origin: aiohttp_cors.ResourceOptions(
-                allow_credentials=False,
-                allow_headers=("Authorization", "Content-Type"),
-                expose_headers=("X-Request-Id",),
-                allow_methods=("GET", "POST"),
-                max_age=600,
-            )
-            for origin in settings.cors_origins
-            if origin != "*"  # never a wildcard echo
-        },
-    )
-    for route in routes:
-        cors.add(route)
+    setup_cors(app, routes, settings.cors_origins)
     return app

@@ -9,6 +9,7 @@ from strawberry.tools import merge_types
 
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
+from schema.error_codes import ValidationErrorCodes, tag_request_errors
 from schema.extensions import MaskUnexpectedErrors, StripSuggestions
 from schema.limits import limit_extensions
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
@@ -21,14 +22,21 @@ Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, Not
 class MessagerSchema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:  # type: ignore[no-untyped-def]
         # MaskUnexpectedErrors logs what needs logging, with the request id; expected failures
-        # (wrong token, unknown id) are the client's business, not the server log's.
-        return None
+        # (wrong token, unknown id) are the client's business, not the server log's. Here the
+        # errors graphql-core raised itself get their `extensions.code`.
+        tag_request_errors(errors, execution_context)
 
 
 def build_schema(introspection: bool = True) -> MessagerSchema:
     """The executable schema; without introspection (production), "Did you mean" suggestions
     go too, since they reveal field names."""
-    extensions: list = [ParserCache, ValidationCache, *limit_extensions(), MaskUnexpectedErrors]
+    extensions: list = [
+        ParserCache,
+        ValidationCache,
+        *limit_extensions(),
+        ValidationErrorCodes,
+        MaskUnexpectedErrors,
+    ]
     if not introspection:
         extensions[:0] = [DisableIntrospection, StripSuggestions]
     return MessagerSchema(

@@ -1,10 +1,11 @@
 """The notification record.
 
-`notifications {_id, firm_id, user_id, conversation_id, message_id, created_at, created_ms,
+`notifications {_id, firm_id, user_id, conversation_id, message_id, seq, created_at, created_ms,
 unread, read_ms}`. `_id` is `<message id>:<user id>`, so writing a message's notifications twice
-(a retry, the recovery after a crash) creates nothing twice. `unread` is 1 or 0 and `read_ms`
-epoch milliseconds, because the embedded server stores booleans and dates given to `$set` as
-integers and text.
+(a retry, the recovery after a crash) creates nothing twice. `seq` is the message's, so that
+opening a conversation marks exactly the notifications of the messages its read mark passed.
+`unread` is 1 or 0 and `read_ms` epoch milliseconds, because the embedded server stores booleans
+and dates given to `$set` as integers and text.
 """
 
 from __future__ import annotations
