@@ -22,6 +22,7 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from graphql_api import graphiql
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import WEBSOCKET_CREDENTIAL
@@ -100,6 +101,10 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             allowed_origins=list(settings.cors_origins),
         )
         self.settings = settings
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        # Our page, whose every file comes from this server (Strawberry's loads a CDN).
+        return web.Response(text=graphiql.PAGE, content_type="text/html")
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         is_websocket = isinstance(response, web.WebSocketResponse)
@@ -257,6 +262,8 @@ def init_app(
     ]
     routes.append(app.router.add_post("/attachments", attachments_http.upload))
     routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
+    if settings.introspection_enabled:
+        graphiql.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
