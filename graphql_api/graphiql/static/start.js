@@ -7,14 +7,18 @@
 
 const DEFAULT_QUERY = `# Messager API
 #
-# 1. Open "Headers" below and put a token there (\`messager serve --demo\` prints one per
-#    demo user; \`messager token EMAIL\` prints one for any user).
-# 2. Run an operation with the play button or Ctrl-Enter.
-# 3. Docs (the book icon) list every type and field; the explorer builds queries by clicking.
+# 1. Put a token in "Headers" below:
+#    \`messager serve --demo\` prints one per demo
+#    user, \`messager token EMAIL\` one for any user.
+# 2. Run with the play button or Ctrl-Enter.
+# 3. The book icon lists every type and field; the
+#    explorer builds operations by clicking.
 #
-# Subscriptions run over WebSocket from this page too, e.g.
+# Subscriptions run here too (over WebSocket):
 #   subscription Live($conversationId: ID!) {
-#     messageAdded(conversationId: $conversationId) { cursor author { name } bodyText }
+#     messageAdded(conversationId: $conversationId) {
+#       cursor author { name } bodyText
+#     }
 #   }
 
 query Viewer {
