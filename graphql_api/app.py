@@ -22,7 +22,7 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from graphql_api import graphiql
+from graphql_api import graphiql, metrics
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import WEBSOCKET_CREDENTIAL
@@ -39,6 +39,8 @@ from graphql_api.keys import (
     WEBSOCKETS,
     WS_INITIALIZED,
 )
+from graphql_api.logging_setup import REQUEST_ID as logged_request_id
+from graphql_api.metrics import http_metrics_middleware
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
@@ -58,6 +60,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, echoed in `X-Request-Id` and in masked errors."""
     request_id = request[REQUEST_ID] = uuid.uuid4().hex
+    logged_request_id.set(request_id)  # every log line of this request carries it
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # 404 of unknown routes, refused CORS preflights...
@@ -124,6 +127,9 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             return web.json_response(
                 {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
             )
+        if self.is_websocket_request(request):
+            with metrics.websocket_open():
+                return await super().__call__(request)
         return await super().__call__(request)
 
     async def create_websocket_response(
@@ -227,7 +233,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    client = connect(settings.mongodb_uri, app.get(LISTENERS, ()), settings.db_timeout_ms)
+    listeners = (*app.get(LISTENERS, ()), metrics.DATABASE_LISTENER)
+    client = connect(settings.mongodb_uri, listeners, settings.db_timeout_ms)
     db = database_of(client)
     try:
         await ensure_schema(db)
@@ -244,7 +251,7 @@ def init_app(
 ) -> web.Application:
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
     app = web.Application(
-        middlewares=[request_id_middleware, json_errors_middleware],
+        middlewares=[http_metrics_middleware, request_id_middleware, json_errors_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
@@ -264,6 +271,9 @@ def init_app(
     routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
     if settings.introspection_enabled:
         graphiql.add_routes(app)
+    if settings.metrics:
+        token = settings.metrics_token
+        metrics.add_routes(app, token.get_secret_value() if token else None)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

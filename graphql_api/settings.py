@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     def _exact_origins(cls, origins: list[str]) -> list[str]:
         return [exact_origin(origin) for origin in origins]
 
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object per log line, with the request id (`MESSAGER_LOG_FORMAT`)."""
+    metrics: bool = True
+    """Serve `/metrics` in the Prometheus text format."""
+    metrics_token: SecretStr | None = None
+    """When set, `/metrics` answers only `Authorization: Bearer <this token>`."""
+
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(
             {

@@ -12,6 +12,7 @@ from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.error_codes import ValidationErrorCodes, tag_request_errors
 from schema.extensions import MaskUnexpectedErrors, StripSuggestions
 from schema.limits import limit_extensions
+from schema.operation_metrics import OperationMetrics, count_errors
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 from schema.shared_events import SharedEventExecutionContext
 
@@ -25,12 +26,14 @@ class MessagerSchema(strawberry.Schema):
         # (wrong token, unknown id) are the client's business, not the server log's. Here the
         # errors graphql-core raised itself get their `extensions.code`.
         tag_request_errors(errors, execution_context)
+        count_errors(errors)
 
 
 def build_schema(introspection: bool = True) -> MessagerSchema:
     """The executable schema; without introspection (production), "Did you mean" suggestions
     go too, since they reveal field names."""
     extensions: list = [
+        OperationMetrics,  # first: it sees the operation end last, with everything settled
         ParserCache,
         ValidationCache,
         *limit_extensions(),
