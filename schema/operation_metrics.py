@@ -13,11 +13,13 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from graphql_api import metrics
 from schema.extensions import UNAVAILABLE, is_unexpected
+
+KINDS = frozenset({"query", "mutation", "subscription"})
 
 
 class OperationMetrics(SchemaExtension):
@@ -54,7 +56,8 @@ def _kind(context: object) -> str:
         operation_type = context.operation_type  # type: ignore[attr-defined]
     except Exception:  # no document, or no such operation: it never ran
         return "invalid"
-    return operation_type.value if isinstance(operation_type, OperationType) else "invalid"
+    kind = str(getattr(operation_type, "value", "")).lower()  # strawberry's OperationType
+    return kind if kind in KINDS else "invalid"
 
 
 def _root_field(context: object) -> str:
