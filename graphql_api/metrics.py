@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -108,6 +109,12 @@ EMAIL_OUTBOX_DEPTH = Gauge(
 EMAIL_OUTBOX_DEPTH.set(0)
 
 _known_operations: set[str] = set()
+# Label children are looked up once: `labels()` costs more than the increment itself, on every
+# request. Every key is bounded (operation labels, routes, statuses, command names).
+_operation_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_command_children: dict[tuple[str, str], Any] = {}
+_error_children: dict[str, Any] = {}
 
 
 def operation_label(name: str | None) -> str:
@@ -124,14 +131,23 @@ def operation_label(name: str | None) -> str:
 
 
 def observe_operation(name: str | None, kind: str, seconds: float | None) -> None:
-    label = operation_label(name)
-    GRAPHQL_OPERATIONS.labels(label, kind).inc()
+    key = (operation_label(name), kind)
+    children = _operation_children.get(key)
+    if children is None:
+        children = _operation_children[key] = (
+            GRAPHQL_OPERATIONS.labels(*key),
+            GRAPHQL_DURATION.labels(*key),
+        )
+    children[0].inc()
     if seconds is not None:
-        GRAPHQL_DURATION.labels(label, kind).observe(seconds)
+        children[1].observe(seconds)
 
 
 def count_error(code: str) -> None:
-    GRAPHQL_ERRORS.labels(code).inc()
+    child = _error_children.get(code)
+    if child is None:
+        child = _error_children[code] = GRAPHQL_ERRORS.labels(code)
+    child.inc()
 
 
 @contextlib.contextmanager
@@ -157,6 +173,13 @@ def observe_delivery(created_at: datetime) -> None:
     DELIVERY_LAG.observe(max((datetime.now(UTC) - created_at).total_seconds(), 0.0))
 
 
+def _observe_command(command: str, outcome: str, micros: int) -> None:
+    child = _command_children.get((command, outcome))
+    if child is None:
+        child = _command_children[(command, outcome)] = DB_COMMAND_DURATION.labels(command, outcome)
+    child.observe(micros / 1e6)
+
+
 class DatabaseCommandMetrics(monitoring.CommandListener):
     """Times every database command; the driver measures the duration itself."""
 
@@ -164,12 +187,10 @@ class DatabaseCommandMetrics(monitoring.CommandListener):
         pass
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        DB_COMMAND_DURATION.labels(event.command_name, "ok").observe(event.duration_micros / 1e6)
+        _observe_command(event.command_name, "ok", event.duration_micros)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        DB_COMMAND_DURATION.labels(event.command_name, "failed").observe(
-            event.duration_micros / 1e6
-        )
+        _observe_command(event.command_name, "failed", event.duration_micros)
 
 
 DATABASE_LISTENER = DatabaseCommandMetrics()
@@ -189,10 +210,16 @@ async def http_metrics_middleware(request: web.Request, handler: Handler) -> web
         status = exc.status
         raise
     finally:
-        route = _route_label(request)
-        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+        key = (_route_label(request), request.method, status)
+        children = _http_children.get(key)
+        if children is None:
+            children = _http_children[key] = (
+                HTTP_REQUESTS.labels(key[0], key[1], str(status)),
+                HTTP_DURATION.labels(key[0]),
+            )
+        children[0].inc()
         if status != 101:  # a WebSocket's time is its whole life
-            HTTP_DURATION.labels(route).observe(time.perf_counter() - started)
+            children[1].observe(time.perf_counter() - started)
 
 
 def _route_label(request: web.Request) -> str:

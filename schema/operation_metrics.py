@@ -26,6 +26,7 @@ class OperationMetrics(SchemaExtension):
     """Registered as a class: one instance per operation."""
 
     def __init__(self) -> None:
+        self._kind: str | None = None  # known once execution starts
         self._subscription: contextlib.ExitStack | None = None
 
     def on_operation(self) -> Iterator[None]:
@@ -33,21 +34,21 @@ class OperationMetrics(SchemaExtension):
         try:
             yield
         finally:
-            context = self.execution_context
-            name = context.operation_name
             if self._subscription is not None:
                 self._subscription.close()
             else:
-                kind = _kind(context)
+                kind = self._kind or _kind(self.execution_context)
                 elapsed = None if kind == "subscription" else time.perf_counter() - started
-                metrics.observe_operation(name, kind, elapsed)
+                metrics.observe_operation(self.execution_context.operation_name, kind, elapsed)
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
-        if _kind(context) == "subscription" and self._subscription is None:
-            metrics.observe_operation(context.operation_name, "subscription", None)
-            self._subscription = contextlib.ExitStack()
-            self._subscription.enter_context(metrics.subscription_running(_root_field(context)))
+        if self._kind is None:
+            self._kind = _kind(context)
+            if self._kind == "subscription":
+                metrics.observe_operation(context.operation_name, "subscription", None)
+                self._subscription = contextlib.ExitStack()
+                self._subscription.enter_context(metrics.subscription_running(_root_field(context)))
         yield
 
 
