@@ -14,7 +14,6 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
-import aiohttp_cors
 import pymongo
 from aiohttp import WSCloseCode, web
 from pymongo.errors import PyMongoError
@@ -23,13 +22,16 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from graphql_api import graphiql, metrics
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
-from graphql_api.auth import warn_if_unbound
+from graphql_api.auth import WEBSOCKET_CREDENTIAL, warn_if_unbound
 from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
+from graphql_api.cors import setup_cors
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.errors import ApiError, RequestTimeout
+from graphql_api.http_errors import json_errors_middleware
 from graphql_api.http_security import (
     add_security_headers,
     graphiql_policy,
@@ -44,6 +46,8 @@ from graphql_api.keys import (
     WEBSOCKETS,
     WS_INITIALIZED,
 )
+from graphql_api.logging_setup import REQUEST_ID as logged_request_id
+from graphql_api.metrics import http_metrics_middleware
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.recovery import recovery_ctx
 from graphql_api.services import Services
@@ -64,6 +68,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, echoed in `X-Request-Id` and in masked errors."""
     request_id = request[REQUEST_ID] = uuid.uuid4().hex
+    logged_request_id.set(request_id)  # every log line of this request carries it
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # 404 of unknown routes, refused CORS preflights...
@@ -108,15 +113,18 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 seconds=settings.ws_connection_init_timeout_seconds
             ),
             # Strawberry's own handshake check: without it, it refuses every other origin.
-            allowed_origins=[o for o in settings.cors_origins if o != "*"],
+            allowed_origins=list(settings.cors_origins),
         )
         self.settings = settings
-        self.graphiql_policy = graphiql_policy(self.graphql_ide_html) if self.graphql_ide else ""
+        self.graphiql_policy = graphiql_policy(graphiql.PAGE)
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
-        response = await super().render_graphql_ide(request)
-        response.headers["Content-Security-Policy"] = self.graphiql_policy
-        return response
+        # Our page, whose every file comes from this server (Strawberry's loads a CDN).
+        return web.Response(
+            text=graphiql.PAGE,
+            content_type="text/html",
+            headers={"Content-Security-Policy": self.graphiql_policy},
+        )
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         is_websocket = isinstance(response, web.WebSocketResponse)
@@ -137,7 +145,8 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 return web.json_response(
                     {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
                 )
-            return await super().__call__(request)
+            with metrics.websocket_open():
+                return await super().__call__(request)
         # The whole request has a deadline, loading the viewer included: past it, its work is
         # cancelled and its connections go back to the pool (issue 20).
         seconds = self.settings.request_timeout_seconds
@@ -180,7 +189,9 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         authorization = params.get("Authorization") or params.get("authorization")
         try:
             user, expires = await authenticate_until(
-                context.services, authorization if isinstance(authorization, str) else None
+                context.services,
+                authorization if isinstance(authorization, str) else None,
+                WEBSOCKET_CREDENTIAL,
             )
         except ApiError as error:
             # The protocol's "unauthorized" code (4401), not Strawberry's 4403: clients such as
@@ -261,7 +272,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    client = connect(settings.mongodb_uri, app.get(LISTENERS, ()), settings.db_timeout_ms)
+    listeners = (*app.get(LISTENERS, ()), metrics.DATABASE_LISTENER)
+    client = connect(settings.mongodb_uri, listeners, settings.db_timeout_ms)
     db = database_of(client)
     try:
         await ensure_schema(db)
@@ -280,7 +292,9 @@ def init_app(
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
     app = web.Application(
         middlewares=[
+            http_metrics_middleware,
             request_id_middleware,
+            json_errors_middleware,
             body_timeout_middleware(settings.body_timeout_seconds, settings.body_min_rate),
         ],
         client_max_size=MAX_BODY_BYTES,
@@ -304,24 +318,13 @@ def init_app(
     ]
     routes.append(app.router.add_post("/attachments", attachments_http.upload))
     routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
+    if settings.introspection_enabled:
+        graphiql.add_routes(app)
+    if settings.metrics:
+        token = settings.metrics_token
+        metrics.add_routes(app, token.get_secret_value() if token else None)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
-    # aiohttp-cors refuses "*" routes (SPEC §12): the view is on explicit GET and POST routes.
-    cors = aiohttp_cors.setup(
-        app,
-        defaults={
-            origin: aiohttp_cors.ResourceOptions(
-                allow_credentials=False,
-                allow_headers=("Authorization", "Content-Type"),
-                expose_headers=("X-Request-Id",),
-                allow_methods=("GET", "POST"),
-                max_age=600,
-            )
-            for origin in settings.cors_origins
-            if origin != "*"  # never a wildcard echo
-        },
-    )
-    for route in routes:
-        cors.add(route)
+    setup_cors(app, routes, settings.cors_origins)
     return app

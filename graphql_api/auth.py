@@ -28,6 +28,10 @@ DEFAULT_TTL_SECONDS = 12 * 3600
 SECRET_FILE = "jwt_secret"
 
 
+HTTP_CREDENTIAL = "Authorization header"
+WEBSOCKET_CREDENTIAL = "Authorization in the connection_init payload"
+
+
 def load_or_create_secret(data_dir: Path) -> str:
     """The HS256 secret kept in the data directory, created (readable by its owner only) once."""
     path = data_dir / SECRET_FILE
@@ -129,11 +133,13 @@ class TokenService:
         """The user id of an `Authorization: Bearer <token>` header value."""
         return self.header_claims(header)[0]
 
-    def header_claims(self, header: str | None) -> tuple[str, int]:
-        """(user id, expiry) of an `Authorization: Bearer <token>` header value."""
+    def header_claims(self, header: str | None, source: str = HTTP_CREDENTIAL) -> tuple[str, int]:
+        """(user id, expiry) of an `Authorization: Bearer <token>` value; `source` names where
+        the client puts it, so that the message says what to fix (a WebSocket client sets no
+        header: its token goes in the `connection_init` payload)."""
         if not header:
-            raise Unauthenticated("missing Authorization header: send 'Bearer <token>'")
+            raise Unauthenticated(f"missing {source}: send 'Bearer <token>'")
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+            raise Unauthenticated(f"{source} must be 'Bearer <token>'")
         return self.verify_claims(token.strip())

@@ -17,13 +17,23 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from graphql_api.auth import CANNOT_ISSUE, DEFAULT_TTL_SECONDS, TokenService
+from graphql_api.cors import describe_origins
 from graphql_api.database import Db, connect, database_of, ensure_schema
 from graphql_api.directory.demo import load_demo
 from graphql_api.directory.importer import ImportFileError, import_directory
 from graphql_api.directory.service import Directory
 from graphql_api.embedded import EmbeddedServer, EmbeddedServerError, recorded_uri
+from graphql_api.logging_setup import configure_logging
 from graphql_api.settings import Settings
+from graphql_api.startup_checks import (
+    StartupError,
+    describe_settings_error,
+    ensure_database_reachable,
+    ensure_port_free,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("messager")
@@ -83,6 +93,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--workers must be at least 1")
     if args.workers > 1 and settings.port == 0:
         raise CommandError("--workers needs a fixed --port, which the processes share")
+    try:  # before anything is printed or started: one line that says what to change
+        ensure_port_free(settings.host, settings.port)
+        if settings.mongodb_uri:
+            ensure_database_reachable(settings.mongodb_uri)
+    except StartupError as exc:
+        raise CommandError(str(exc)) from None
     # The server's imports take longer than the embedded database's boot: side by side, a
     # restart (after a crash) answers sooner.
     with database_uri(settings, record=True, meanwhile=_import_server) as uri:
@@ -98,11 +114,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 credential = tokens.issue(user_id) if tokens.can_issue else f"sub={user_id}"
                 print(f"  {email:<20} {kind:<12} {credential}")
         print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
+        print(describe_origins(settings.cors_origins))
         sys.stdout.flush()
-        if args.workers == 1:
-            serve_forever(settings)
-        else:
-            run_workers(settings, args.workers)
+        try:
+            if args.workers == 1:
+                serve_forever(settings)
+            else:
+                run_workers(settings, args.workers)
+        except OSError as exc:  # the port was taken between the check and the start
+            raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
     return 0
 
 
@@ -178,11 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise CommandError(describe_settings_error(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        return int(args.handler(args, Settings()))
+        settings = load_settings()
+        configure_logging(settings.log_format)
+        return int(args.handler(args, settings))
     except CommandError as exc:
         print(f"messager: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 from strawberry.dataloader import DataLoader
 
 from graphql_api.attachments.store import Attachment
+from graphql_api.auth import HTTP_CREDENTIAL
 from graphql_api.conversations.history import HistoryRequest
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.directory.models import Company, User
@@ -196,9 +197,12 @@ async def authenticate(services: Services, authorization: str | None) -> User:
     return (await authenticate_until(services, authorization))[0]
 
 
-async def authenticate_until(services: Services, authorization: str | None) -> tuple[User, int]:
-    """The user a bearer header value names, and when its token expires (epoch seconds)."""
-    subject, expires = services.tokens.header_claims(authorization)
+async def authenticate_until(
+    services: Services, authorization: str | None, source: str = HTTP_CREDENTIAL
+) -> tuple[User, int]:
+    """The user a bearer header value names, and when its token expires (epoch seconds);
+    `source` names where the value came from, for the error message."""
+    subject, expires = services.tokens.header_claims(authorization, source)
     user_id = try_parse_id(subject)
     user = await services.directory.current_user(user_id) if user_id else None
     if user is None:

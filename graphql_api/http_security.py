@@ -24,7 +24,7 @@ import re
 from aiohttp import web, web_response
 
 SERVER_NAME = "messager"
-GRAPHIQL_ASSETS = "https://unpkg.com"
+GRAPHIQL_ASSETS = "'self'"  # served by the API itself (graphql_api/graphiql)
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HEADERS = {

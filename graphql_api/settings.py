@@ -8,11 +8,34 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from graphql_api.ratelimit import Rate, RateLimiter
+
+
+def exact_origin(value: str) -> str:
+    """`scheme://host[:port]` as a browser sends it in `Origin` (a trailing slash is dropped);
+    a wildcard, a path or a missing scheme is refused, since it would never match or match
+    too much."""
+    origin = value.rstrip("/")
+    parts = urlsplit(origin)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in origin
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ValueError(
+            f"{value!r} is not an exact origin: write scheme://host[:port], "
+            "e.g. http://localhost:3000 (no wildcard, no path)"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class Settings(BaseSettings):
@@ -85,7 +108,8 @@ class Settings(BaseSettings):
     ws_heartbeat_seconds: float = Field(default=30.0, gt=0)
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """Origins allowed to call the API from a browser, comma-separated."""
+    """Exact origins allowed to call the API from a browser, comma-separated
+    (`http://localhost:3000,https://app.example.com`); never a wildcard."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -93,6 +117,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        return [exact_origin(origin) for origin in origins]
+
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object per log line, with the request id (`MESSAGER_LOG_FORMAT`)."""
+    metrics: bool = True
+    """Serve `/metrics` in the Prometheus text format."""
+    metrics_token: SecretStr | None = None
+    """When set, `/metrics` answers only `Authorization: Bearer <this token>`."""
 
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(

@@ -17,7 +17,9 @@ from types import FrameType
 
 from aiohttp import web
 
+from graphql_api import metrics
 from graphql_api.embedded import die_with_parent
+from graphql_api.logging_setup import AccessLogger, configure_logging
 from graphql_api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,52 +45,56 @@ def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
         reuse_port=reuse_port,
         print=None,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log_class=AccessLogger,
     )
 
 
 def _worker_main(settings: Settings) -> None:
     die_with_parent()  # a killed `serve` must not leave workers holding the port
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-    )
+    configure_logging(settings.log_format, worker=True)
     serve_forever(settings, reuse_port=True)
 
 
 def run_workers(settings: Settings, count: int) -> None:
     """Start `count` worker processes and wait for them; stop them all on a signal."""
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker_main, args=(settings,), name=f"messager-worker-{i}")
-        for i in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    log.info("started %d workers on %s:%d", count, settings.host, settings.port)
-
-    stopping = False
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+    # The workers' metrics meet in one directory, so that any worker's /metrics shows them all.
+    with metrics.multiprocess_dir():
+        context = multiprocessing.get_context("spawn")
+        workers = [
+            context.Process(target=_worker_main, args=(settings,), name=f"messager-worker-{i}")
+            for i in range(count)
+        ]
         for worker in workers:
-            if worker.is_alive() and worker.pid is not None:
-                worker.terminate()  # SIGTERM: aiohttp shuts down gracefully
+            worker.start()
+        log.info("started %d workers on %s:%d", count, settings.host, settings.port)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while any(worker.is_alive() for worker in workers):
-            if not stopping and any(w.exitcode not in (None, 0) for w in workers):
-                log.error("a worker exited unexpectedly; stopping the others")
-                stop(signal.SIGTERM, None)
-            time.sleep(0.2)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        for worker in workers:
-            worker.join(max(deadline - time.monotonic(), 0.1))
-            if worker.is_alive():
-                worker.kill()
+        stopping = False
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+            for worker in workers:
+                if worker.is_alive() and worker.pid is not None:
+                    worker.terminate()  # SIGTERM: aiohttp shuts down gracefully
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while any(worker.is_alive() for worker in workers):
+                if not stopping and any(w.exitcode not in (None, 0) for w in workers):
+                    log.error("a worker exited unexpectedly; stopping the others")
+                    stop(signal.SIGTERM, None)
+                time.sleep(0.2)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+            for worker in workers:
+                worker.join(max(deadline - time.monotonic(), 0.1))
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join(1.0)
+                if worker.pid is not None:
+                    metrics.worker_exited(worker.pid)
     failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
     if failed and not stopping:
         raise SystemExit(f"workers failed: {', '.join(failed)}")

@@ -22,6 +22,7 @@ from aiohttp import web
 from graphql_api.context import Context, Info
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.errors import BadUserInput, NotFound
+from graphql_api.metrics import observe_delivery
 from graphql_api.pagination import parse_message_cursor
 from graphql_api.policy import can_read
 from graphql_api.realtime.events import (
@@ -123,6 +124,7 @@ async def message_added(
             while last_seq + 1 in pending:
                 message = pending.pop(last_seq + 1)
                 last_seq = message.seq
+                observe_delivery(message.created_at)  # live, not replayed: its lag counts
                 yield _message_for(context, message)
 
 

@@ -97,6 +97,14 @@ class MessageType:
     def id(self) -> strawberry.ID:
         return strawberry.ID(self.record.id)
 
+    @strawberry.field(
+        description="This message's cursor in `Conversation.messages`: pass it as `after` to "
+        "`messages` or `messageAdded` to resume from this message (a client that reconnects "
+        "passes the cursor of the last message it received)."
+    )
+    def cursor(self) -> str:
+        return message_cursor(self.record.seq)
+
     @strawberry.field
     async def conversation(self, info: Info) -> ConversationType:
         conversation = await info.context.loaders.conversations.load(self.record.conversation_id)

@@ -17,8 +17,10 @@ from graphql_api.errors import RequestTimeout
 from graphql_api.settings import Settings
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
+from schema.error_codes import ValidationErrorCodes, tag_request_errors
 from schema.extensions import CurrentViewer, MaskUnexpectedErrors, StripSuggestions
 from schema.limits import MAX_QUERY_COST, limit_extensions
+from schema.operation_metrics import OperationMetrics, count_errors
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 from schema.shared_events import SharedEventExecutionContext
 
@@ -43,8 +45,10 @@ class MessagerSchema(strawberry.Schema):
 
     def process_errors(self, errors, execution_context=None) -> None:  # type: ignore[no-untyped-def]
         # MaskUnexpectedErrors logs what needs logging, with the request id; expected failures
-        # (wrong token, unknown id) are the client's business, not the server log's.
-        return None
+        # (wrong token, unknown id) are the client's business, not the server log's. Here the
+        # errors graphql-core raised itself get their `extensions.code`.
+        tag_request_errors(errors, execution_context)
+        count_errors(errors)
 
     async def _execute_operation(  # type: ignore[override]
         self, execution_context: ExecutionContext, *args: Any, **kwargs: Any
@@ -72,9 +76,11 @@ def build_schema(
     """The executable schema; without introspection (production), "Did you mean" suggestions
     go too, since they reveal field names."""
     extensions: list = [
+        OperationMetrics,  # first: it sees the operation end last, with everything settled
         ParserCache,
         ValidationCache,
         *limit_extensions(max_query_cost),
+        ValidationErrorCodes,
         MaskUnexpectedErrors,
         CurrentViewer,
     ]

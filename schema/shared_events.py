@@ -39,6 +39,7 @@ VIEWER_INDEPENDENT_FIELDS: dict[str, dict[str, str | None]] = {
     "Message": {
         "__typename": None,
         "id": None,
+        "cursor": None,
         "body": None,
         "bodyText": None,
         "createdAt": None,

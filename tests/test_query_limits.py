@@ -238,7 +238,9 @@ async def test_request_body_over_one_mebibyte_is_refused_with_413(api):
         FAST,
     )
     assert response.status == 413
-    assert await response.text() == "Maximum request body size 1048576 exceeded."
+    (error,) = (await response.json())["errors"]
+    assert error["message"] == "Maximum request body size 1048576 exceeded."
+    assert error["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
 async def test_request_body_just_under_one_mebibyte_is_accepted(api):

@@ -307,8 +307,15 @@ class Conversations:
             self.publisher.emit(NotificationAdded(notification))
 
     async def mark_read(self, viewer: User, conversation_id: str) -> Conversation:
+        """Move the viewer's read mark to the newest message and mark the notifications of the
+        messages it passed read (SPEC §19: badges and lists agree)."""
         conversation = await fetch_readable(self.db, viewer, conversation_id)
-        await self._move_read_mark(viewer.id, conversation.id, conversation.message_count)
+        await asyncio.gather(
+            self._move_read_mark(viewer.id, conversation.id, conversation.message_count),
+            self.notifications.mark_conversation_read(
+                viewer, conversation.id, conversation.message_count
+            ),
+        )
         return conversation
 
     # -- reading -------------------------------------------------------------------------

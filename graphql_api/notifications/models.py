@@ -1,11 +1,13 @@
 """The notification record.
 
-`notifications {_id, firm_id, user_id, conversation_id, company_id, message_id, created_at,
+`notifications {_id, firm_id, user_id, conversation_id, company_id, message_id, seq, created_at,
 created_ms, unread, read_ms}`. `_id` is `<message id>:<user id>`, so writing a message's
 notifications twice (a retry, the recovery after a crash) creates nothing twice. `company_id` is
 the conversation's company (None when private), which the access policy filters on
-(`policy.readable_notifications_filter`). `unread` is 1 or 0 and `read_ms` epoch milliseconds,
-because the embedded server stores booleans and dates given to `$set` as integers and text.
+(`policy.readable_notifications_filter`). `seq` is the message's, so that opening a conversation
+marks exactly the notifications of the messages its read mark passed. `unread` is 1 or 0 and
+`read_ms` epoch milliseconds, because the embedded server stores booleans and dates given to
+`$set` as integers and text.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ def notification_docs(
             "conversation_id": message.conversation_id,
             "company_id": company_id,
             "message_id": message.id,
+            "seq": message.seq,
             "created_at": message.created_at,
             "created_ms": created_ms,
             "unread": 1,
@@ -182,6 +183,22 @@ class Notifications:
             query["_id"] = {"$in": [i for i in ids if _is_notification_id(i)]}
         result = await self.db.notifications.update_many(
             query, {"$set": {"unread": 0, "read_ms": int(time.time() * 1000)}}
+        )
+        return result.modified_count
+
+    async def mark_conversation_read(self, viewer: User, conversation_id: str, seq: int) -> int:
+        """Mark the viewer's notifications of a conversation's messages up to `seq` read, when
+        its read mark moves there: badges and lists then agree with `unreadCount`. A message
+        stored meanwhile (after `seq`) keeps its notification unread, as it stays unread."""
+        result = await self.db.notifications.update_many(
+            {
+                "user_id": viewer.id,
+                "firm_id": viewer.firm_id,
+                "conversation_id": conversation_id,
+                "unread": 1,
+                "seq": {"$lte": seq},
+            },
+            {"$set": {"unread": 0, "read_ms": int(time.time() * 1000)}},
         )
         return result.modified_count
 
