@@ -26,17 +26,20 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.context import Context, authenticate_until, build_context
-from graphql_api.database import connect, database_of, ensure_schema
+from graphql_api.database import connect, database_of
 from graphql_api.errors import ApiError
 from graphql_api.keys import (
     LISTENERS,
+    READINESS,
     REQUEST_ID,
     SERVICES,
     SETTINGS,
     WEBSOCKETS,
     WS_INITIALIZED,
 )
+from graphql_api.readiness import Readiness
 from graphql_api.realtime.lifecycle import realtime_ctx
+from graphql_api.schema_setup import schema_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from graphql_api.shutdown import bounded
@@ -209,6 +212,10 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response(
             {"status": "unavailable", "reason": "database does not answer"}, status=503
         )
+    problems = request.app[READINESS].problems  # start-up work not done (graphql_api/readiness.py)
+    if problems:
+        reason = "; ".join(f"{part}: {why}" for part, why in problems.items())
+        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -218,13 +225,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    client = connect(settings.mongodb_uri, app.get(LISTENERS, ()), settings.db_timeout_ms)
+    client = connect(
+        settings.mongodb_uri,
+        app.get(LISTENERS, ()),
+        settings.db_timeout_ms,
+        write_concern=settings.write_concern_setting,
+    )
     db = database_of(client)
-    try:
-        await ensure_schema(db)
-    except PyMongoError as exc:
-        # Start anyway: /readyz reports the database, and requests fail cleanly until it is back.
-        log.warning("could not prepare the database at start-up: %s", exc)
     app[SERVICES] = Services.build(settings, client, db)
     yield
     await bounded(client.close(), "closing the database client")
@@ -238,8 +245,10 @@ def init_app(
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[READINESS] = Readiness()
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(schema_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
 

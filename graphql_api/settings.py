@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from graphql_api.database import WriteConcernSetting
 from graphql_api.ratelimit import Rate, RateLimiter
 
 
@@ -37,9 +38,22 @@ class Settings(BaseSettings):
     """HS256 secret; generated and kept in the data directory when unset."""
     jwt_public_key: str | None = None
     """PEM public key of an identity provider: when set, tokens are verified as RS256 with it."""
+    link_secret: SecretStr | None = None
+    """Signs attachment download links. Every machine behind a load balancer needs the same one:
+    default, derived from `jwt_secret`; with RS256 tokens, generated in the data directory (one
+    machine only)."""
 
     db_timeout_ms: int = Field(default=10_000, gt=0)
-    """Deadline of every database operation of a request."""
+    """Deadline of every database operation of a request (never of index builds)."""
+    write_concern: str = Field(default="majority", pattern=r"^(majority|[0-9]+)$")
+    """`w` of every write: `majority` (a fail-over never rolls back an acknowledged write), or
+    a number of members. A `w` in `MONGODB_URI` wins."""
+    write_journal: bool = True
+    """Whether writes wait for the journal (`j`). A `journal` in `MONGODB_URI` wins."""
+    change_streams: Literal["auto", "required"] = "auto"
+    """`auto`: live events cross processes when the deployment offers change streams, and a
+    standalone server runs with this process's events only. `required`: /readyz stays 503 until
+    change streams are open (a replica set or sharded cluster is expected)."""
 
     public_url: str | None = None
     """The API's address as browsers reach it, for `Attachment.url`; default: the request's."""
@@ -79,6 +93,15 @@ class Settings(BaseSettings):
             },
             enabled=self.rate_limits,
         )
+
+    @property
+    def write_concern_setting(self) -> WriteConcernSetting:
+        w = int(self.write_concern) if self.write_concern.isdigit() else self.write_concern
+        return WriteConcernSetting(w=w, journal=self.write_journal)
+
+    def write_concern_document(self) -> dict[str, object]:
+        """The write concern every write command carries (unless the URI sets its own)."""
+        return self.write_concern_setting.document()
 
     @property
     def introspection_enabled(self) -> bool:

@@ -24,6 +24,7 @@ from graphql_api.realtime.events import (
     ConversationCreated,
     MessageAdded,
     NotificationAdded,
+    Resync,
     Topic,
     UserChanged,
     conversation_topic,
@@ -108,6 +109,14 @@ async def message_added(
             if isinstance(event, UserChanged):
                 await _refresh_viewer(context)
                 continue
+            if isinstance(event, Resync):
+                # Events were lost: read what was stored meanwhile (access is checked first).
+                await _refresh_viewer(context)
+                async for message in _messages_after(context, conversation, last_seq):
+                    last_seq = message.seq
+                    yield _message_for(context, message)
+                pending = {seq: m for seq, m in pending.items() if seq > last_seq}
+                continue
             if isinstance(event, MessageAdded) and event.message.seq > last_seq:
                 pending[event.message.seq] = event.message
             if not pending:
@@ -155,7 +164,7 @@ async def notification_added(info: Info) -> AsyncGenerator[NotificationType, Non
     async with _listening(context, [user_topic(viewer.id)]) as subscriber:
         while True:
             event = await subscriber.next()
-            if isinstance(event, UserChanged):
+            if isinstance(event, UserChanged | Resync):
                 await _refresh_viewer(context)
             elif isinstance(event, NotificationAdded):
                 loaders = context.fresh_loaders()
@@ -172,7 +181,7 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
         while True:
             event = await subscriber.next()
             conversation: Conversation | None = None
-            if isinstance(event, UserChanged):
+            if isinstance(event, UserChanged | Resync):
                 await _refresh_viewer(context)
             elif isinstance(event, ConversationCreated):
                 conversation = event.conversation

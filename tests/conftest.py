@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
@@ -24,12 +24,22 @@ from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import EmbeddedServer
 from graphql_api.settings import Settings
 from tests.factories import STANDARD_DIRECTORY
+from tests.query_log import QUERY_LOG
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+# Every client the tests create (the apps' included) reports its commands to the session's query
+# log, which the query-plan and sharding checks read (`tests/query_log.py`).
+monitoring.register(QUERY_LOG)
 
 # Tests send many writes as one user; tests of the limits turn them on in their own Settings.
 # Set in the environment so that servers started as subprocesses inherit it too.
 os.environ.setdefault("MESSAGER_RATE_LIMITS", "false")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Checks over the whole session's query log run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("session_check") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +71,7 @@ def settings(mongo_uri: str, tmp_path: Path) -> Settings:
 async def db(mongo_uri: str) -> AsyncIterator[Db]:
     client = connect(mongo_uri)
     database = database_of(client)
-    await ensure_schema(database)
+    assert not await ensure_schema(database)
     yield database
     await client.close()
 

@@ -72,7 +72,7 @@ async def shared_app(mongo_server: str, data_dir: Path) -> AsyncIterator[SharedA
     settings = Settings(mongodb_uri=uri, data_dir=data_dir, jwt_secret=JWT_SECRET)
     client = connect(uri)
     db = database_of(client)
-    await ensure_schema(db)
+    assert not await ensure_schema(db)
     http = TestClient(TestServer(init_app(settings)))
     await http.start_server()
     try:

@@ -121,7 +121,7 @@ async def outage_api(database_server: RestartableServer, aiohttp_client, tmp_pat
     client = connect(settings.mongodb_uri)
     try:
         db = database_of(client)
-        await ensure_schema(db)
+        assert not await ensure_schema(db)
         ids = await import_directory(db, STANDARD_DIRECTORY)
     finally:
         await client.close()
