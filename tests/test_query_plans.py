@@ -14,7 +14,7 @@ import pytest
 
 from graphql_api.settings import Settings
 from tests.conftest import Api
-from tests.conversation_helpers import CONVERSATIONS, create, send
+from tests.product_day import working_day
 from tests.query_log import QUERY_LOG, Operation
 from tests.query_plans import (
     matches_partial_filter,
@@ -22,53 +22,9 @@ from tests.query_plans import (
     write_concern_problem,
 )
 
-NOTIFICATIONS = """query($after: String, $unread: Boolean) {
-  notifications(first: 2, after: $after, unreadOnly: $unread) {
-    edges { cursor node { id message { id } } } pageInfo { endCursor }
-  }
-}"""
-HISTORY = """query($id: ID!, $before: String) { conversation(id: $id) {
-  messages(last: 2, before: $before) { edges { cursor node { id } } }
-  lastMessage { id }
-} }"""
-MARK_NOTIFICATIONS = "mutation($ids: [ID!]) { markNotificationsRead(ids: $ids) }"
-MARK_CONVERSATION = "mutation($id: ID!) { markConversationRead(conversationId: $id) { id } }"
-
 
 async def test_the_product_queries_of_a_working_day(api: Api):
-    """Sends (with and without retry keys, and their replays), inbox pages with every filter,
-    notification pages, history and read marks: the queries the session check looks at."""
-    company = await create(api, "alice", "COMPANY", ["bob"], company="bakery", subject="A")
-    private = await create(api, "bob", "PRIVATE", ["alice"], client_message_id="new-1")
-    assert await create(api, "bob", "PRIVATE", ["alice"], client_message_id="new-1") == private
-    for n in range(3):
-        await send(api, "bob", company["id"], f"<p>{n}</p>", key=f"reply-{n}")
-    assert (await send(api, "bob", company["id"], key="reply-0"))["bodyText"] == "0"
-
-    first = await api.gql(CONVERSATIONS, {"first": 1}, as_="alice")
-    cursor = first["conversations"]["pageInfo"]["endCursor"]
-    assert (await api.gql(CONVERSATIONS, {"first": 1, "after": cursor}, as_="alice"))[
-        "conversations"
-    ]["edges"]
-    await api.gql(CONVERSATIONS, {"first": 5, "unread": True}, as_="alice")
-    await api.gql(CONVERSATIONS, {"first": 5, "type": "PRIVATE"}, as_="bob")
-    narrowed = {"first": 5, "companyId": api.ids["companies"]["bakery"]}
-    assert (await api.gql(CONVERSATIONS, narrowed, as_="bob"))["conversations"]["edges"]
-
-    page = (await api.gql(NOTIFICATIONS, {}, as_="alice"))["notifications"]
-    after = page["pageInfo"]["endCursor"]
-    assert (await api.gql(NOTIFICATIONS, {"after": after}, as_="alice"))["notifications"]["edges"]
-    await api.gql(NOTIFICATIONS, {"unread": True}, as_="alice")
-    ids = [edge["node"]["id"] for edge in page["edges"]]
-    assert await api.gql(MARK_NOTIFICATIONS, {"ids": ids}, as_="alice") == {
-        "markNotificationsRead": 2
-    }
-    await api.gql(MARK_NOTIFICATIONS, {}, as_="alice")
-
-    history = await api.gql(HISTORY, {"id": company["id"]}, as_="alice")
-    before = history["conversation"]["messages"]["edges"][0]["cursor"]
-    await api.gql(HISTORY, {"id": company["id"], "before": before}, as_="alice")
-    await api.gql(MARK_CONVERSATION, {"id": company["id"]}, as_="alice")
+    await working_day(api)
 
 
 @pytest.mark.session_check
@@ -158,4 +114,3 @@ def test_a_query_no_index_bounds_is_a_collection_scan():
     assert "collection scan" in (plan_problem(op("messages", {"body_text": "x"})) or "")
     lookup = {"_id": {"$in": ["a", "b"]}}
     assert plan_problem(op("companies", lookup, (("name_lower", 1),))) is None
-

@@ -553,9 +553,7 @@ class Conversations:
             doc["client_message_id"] = client_message_id
         return doc
 
-    async def _forget_seq(
-        self, conversation: Conversation, seq: int, lost_message_id: str
-    ) -> None:
+    async def _forget_seq(self, conversation: Conversation, seq: int, lost_message_id: str) -> None:
         """A reply took `seq` and was not stored: record the number as unused and point the
         conversation at its newest stored message again."""
         await self.db.conversations.update_one(
