@@ -285,7 +285,8 @@ async def _prepare_gridfs(db: Db, name: str, embedded: bool) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
+    text = str(exc).split(", Timeout: ")[0]  # PyMongo then describes its whole topology
+    return " ".join(text.split())[:300]
 
 
 async def retrying_once(write: Callable[[], Awaitable[T]]) -> T:

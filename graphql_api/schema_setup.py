@@ -31,7 +31,11 @@ MAX_RETRY_SECONDS = 60.0
 
 
 def _describe(failed: dict[str, str]) -> str:
-    return "; ".join(f"{name}: {why}" for name, why in sorted(failed.items()))
+    """One line: the collections grouped by why (all of them, when the database is away)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in sorted(failed.items()):
+        by_reason.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
 
 
 async def _finish(

@@ -284,6 +284,53 @@ async def test_a_stuck_database_answers_service_unavailable_at_the_deadline_not_
     }
 
 
+# -- the database is away at start-up ------------------------------------------------------------
+
+
+@pytest.mark.embedded_only
+async def test_an_app_started_while_its_database_is_away_sees_other_apps_events_once_it_is_back(
+    database_server, aiohttp_client, tmp_path: Path
+):
+    """An election outlasting server selection at start-up used to turn change streams off
+    until a restart, with /readyz saying ready: the app then never saw another process's
+    messages. Now it asks again and is not ready until it has an answer."""
+    settings = Settings(
+        mongodb_uri=f"{database_server.uri}/messager",
+        data_dir=tmp_path / "data",
+        jwt_secret=JWT_SECRET,
+    )
+    client = connect(settings.mongodb_uri)
+    try:
+        db = database_of(client)
+        assert not await ensure_schema(db)
+        ids = await import_directory(db, STANDARD_DIRECTORY)
+    finally:
+        await client.close()
+    tokens = TokenService(settings)
+    database_server.stop()
+    late = Api(http=await aiohttp_client(init_app(settings)), tokens=tokens, ids=ids)
+    assert await readyz(late) == 503
+    database_server.restart()
+    await until_ready(late)
+    other = Api(http=await aiohttp_client(init_app(settings)), tokens=tokens, ids=ids)
+
+    conversation_id, cursor = await start_conversation(other)
+    async with await GraphQLWs.connect(late.http, bearer(late.token("paul"))) as subscriber:
+        operation = await subscriber.subscribe(
+            MESSAGE_ADDED, {"c": conversation_id, "after": cursor}
+        )
+        # Through this app first: once it arrives, the subscription is live.
+        await send(late, conversation_id, "<p>through this app</p>")
+        assert await subscriber.next_data(operation) == {
+            "messageAdded": {"bodyText": "through this app"}
+        }
+        await send(other, conversation_id, "<p>through the other app</p>")
+        assert await subscriber.next_data(operation, seconds=RECOVERY_BOUND) == {
+            "messageAdded": {"bodyText": "through the other app"}
+        }
+    await asyncio.sleep(WATCHERS_SETTLE_SECONDS)
+
+
 # -- retries after a lost response ----------------------------------------------------------------
 
 
