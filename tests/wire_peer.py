@@ -68,6 +68,11 @@ def quiet_answer(command: Command) -> Command:
     """What an empty database answers: no documents, every write acknowledged."""
     name = command_name(command)
     database = command.get("$db", "test")
+    if name == "aggregate" and "$changeStream" in (command.get("pipeline") or [{}])[0]:
+        # A change stream stays open and quiet.
+        return cursor(f"{database}.{command[name]}", [], 42, resume_token={"_data": "quiet"})
+    if name == "getMore" and command["getMore"] == 42:
+        return cursor(f"{database}.{command['collection']}", [], 42, False, {"_data": "quiet"})
     if name in ("find", "aggregate", "listCollections", "listIndexes"):
         target = command[name] if isinstance(command[name], str) else "$cmd"
         return cursor(f"{database}.{target}", [])
