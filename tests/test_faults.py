@@ -191,6 +191,7 @@ async def history(api: Api, conversation_id: str) -> list[str]:
 # -- the database goes away ---------------------------------------------------------------------
 
 
+@pytest.mark.embedded_only
 async def test_readyz_turns_503_during_a_database_outage_and_200_once_it_is_back(
     outage_api, database_server
 ):
@@ -201,6 +202,7 @@ async def test_readyz_turns_503_during_a_database_outage_and_200_once_it_is_back
     await until_ready(outage_api)  # without restarting the app
 
 
+@pytest.mark.embedded_only
 async def test_requests_during_a_database_outage_answer_service_unavailable_not_a_hang(
     outage_api, database_server
 ):
@@ -215,6 +217,7 @@ async def test_requests_during_a_database_outage_answer_service_unavailable_not_
     assert await history(outage_api, conversation_id) == ["first"]  # the refused write: nothing
 
 
+@pytest.mark.embedded_only
 async def test_the_app_recovers_by_itself_and_keeps_acknowledged_messages(
     outage_api, database_server
 ):
@@ -246,6 +249,7 @@ async def test_the_app_recovers_by_itself_and_keeps_acknowledged_messages(
     ]
 
 
+@pytest.mark.embedded_only
 async def test_a_subscription_lives_through_a_database_outage(outage_api, database_server):
     conversation_id, cursor = await start_conversation(outage_api)
     async with await GraphQLWs.connect(outage_api.http, bearer(outage_api.token("paul"))) as client:
@@ -264,6 +268,7 @@ async def test_a_subscription_lives_through_a_database_outage(outage_api, databa
         }
 
 
+@pytest.mark.embedded_only
 async def test_a_stuck_database_answers_service_unavailable_at_the_deadline_not_a_hang(
     outage_api, database_server
 ):
