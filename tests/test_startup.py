@@ -65,3 +65,35 @@ async def test_a_refused_index_leaves_the_other_collections_prepared_and_readyz_
         prepared = {c["createIndexes"] for c in peer.commands("createIndexes")}
         assert prepared == set(INDEXES) | set(GRIDFS_INDEXES)  # those after it too
         await http.close()
+
+
+def standalone(command: Command) -> object:
+    """What a standalone mongod answers to a change stream."""
+    if command_name(command) == "aggregate" and "$changeStream" in command["pipeline"][0]:
+        return error(40573, "Location40573")
+    return QUIET
+
+
+async def test_a_standalone_server_is_ready_without_change_streams_by_default(
+    aiohttp_client, tmp_path
+):
+    async with WirePeer(standalone) as peer:
+        http = await aiohttp_client(init_app(settings_for(peer, tmp_path)))
+        assert await readyz(http) == (200, {"status": "ready"})
+        await http.close()
+
+
+async def test_a_standalone_server_is_not_ready_when_change_streams_are_required(
+    aiohttp_client, tmp_path
+):
+    async with WirePeer(standalone) as peer:
+        required = settings_for(peer, tmp_path).model_copy(update={"change_streams": "required"})
+        http = await aiohttp_client(init_app(required))
+        assert await readyz(http) == (
+            503,
+            {
+                "status": "unavailable",
+                "reason": "change streams: this MongoDB offers no change streams",
+            },
+        )
+        await http.close()
