@@ -29,7 +29,7 @@ from graphql_api.auth import WEBSOCKET_CREDENTIAL, warn_if_unbound
 from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.cors import setup_cors
-from graphql_api.database import connect, database_of, ensure_schema
+from graphql_api.database import connect, database_of
 from graphql_api.errors import ApiError, RequestTimeout
 from graphql_api.http_errors import json_errors_middleware
 from graphql_api.http_security import (
@@ -40,6 +40,7 @@ from graphql_api.http_security import (
 )
 from graphql_api.keys import (
     LISTENERS,
+    READINESS,
     REQUEST_ID,
     SERVICES,
     SETTINGS,
@@ -48,8 +49,10 @@ from graphql_api.keys import (
 )
 from graphql_api.logging_setup import REQUEST_ID as logged_request_id
 from graphql_api.metrics import http_metrics_middleware
+from graphql_api.readiness import Readiness
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.recovery import recovery_ctx
+from graphql_api.schema_setup import schema_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from graphql_api.shutdown import bounded
@@ -263,6 +266,10 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response(
             {"status": "unavailable", "reason": "database does not answer"}, status=503
         )
+    problems = request.app[READINESS].problems  # start-up work not done (graphql_api/readiness.py)
+    if problems:
+        reason = "; ".join(f"{part}: {why}" for part, why in problems.items())
+        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -272,14 +279,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    listeners = (*app.get(LISTENERS, ()), metrics.DATABASE_LISTENER)
-    client = connect(settings.mongodb_uri, listeners, settings.db_timeout_ms)
+    client = connect(
+        settings.mongodb_uri,
+        (*app.get(LISTENERS, ()), metrics.DATABASE_LISTENER),
+        settings.db_timeout_ms,
+        write_concern=settings.write_concern_setting,
+    )
     db = database_of(client)
-    try:
-        await ensure_schema(db)
-    except PyMongoError as exc:
-        # Start anyway: /readyz reports the database, and requests fail cleanly until it is back.
-        log.warning("could not prepare the database at start-up: %s", exc)
     app[SERVICES] = Services.build(settings, client, db)
     warn_if_unbound(settings)
     yield
@@ -302,11 +308,13 @@ def init_app(
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[READINESS] = Readiness()
     app.on_shutdown.append(_close_websockets)
     app.on_response_prepare.append(add_security_headers)
     redact_access_log()
     hide_server_software()
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(schema_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(recovery_ctx)

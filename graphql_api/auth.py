@@ -7,6 +7,11 @@ also carry that `iss` and name that `aud` (PyJWT checks both): an identity provi
 for every application it serves, and only these claims say a token was meant for this API.
 Tokens are read only from the `Authorization` header (or the `connection_init` payload of a
 WebSocket), never from query strings or cookies.
+
+Attachment download links are signed with a key derived from `MESSAGER_LINK_SECRET`, else from
+the HS256 secret; with RS256 tokens and no link secret, from a secret generated in the data
+directory, which only this machine knows (a warning says so): machines behind a load balancer
+must share `MESSAGER_LINK_SECRET` to accept each other's links.
 """
 
 from __future__ import annotations
@@ -76,7 +81,13 @@ class TokenService:
             self.algorithm = "RS256"
             self._verify_key: str = settings.jwt_public_key
             self._sign_key: str | None = None  # the identity provider signs
-            self.url_signing_key = load_or_create_secret(settings.data_dir).encode()
+            link_secret = settings.link_secret.get_secret_value() if settings.link_secret else None
+            if link_secret is None:
+                log.warning(
+                    "RS256 tokens and no MESSAGER_LINK_SECRET: attachment links are signed with "
+                    "a secret of this data directory, which other machines do not accept"
+                )
+                link_secret = load_or_create_secret(settings.data_dir)
         else:
             secret = (
                 settings.jwt_secret.get_secret_value()
@@ -85,7 +96,10 @@ class TokenService:
             )
             self.algorithm = "HS256"
             self._verify_key = self._sign_key = secret
-            self.url_signing_key = hashlib.sha256(b"attachment-urls:" + secret.encode()).digest()
+            link_secret = (
+                settings.link_secret.get_secret_value() if settings.link_secret else secret
+            )
+        self.url_signing_key = hashlib.sha256(b"attachment-urls:" + link_secret.encode()).digest()
 
     @property
     def can_issue(self) -> bool:

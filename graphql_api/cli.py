@@ -73,10 +73,13 @@ def database_uri(
 
 def run_on_database(settings: Settings, uri: str, work: Callable[[Db], Awaitable[T]]) -> T:
     async def main() -> T:
-        client = connect(uri)
+        client = connect(uri, write_concern=settings.write_concern_setting)
         try:
             db = database_of(client)
-            await ensure_schema(db)
+            failed = await ensure_schema(db)
+            if failed:
+                problems = "; ".join(f"{name}: {why}" for name, why in sorted(failed.items()))
+                raise CommandError(f"cannot prepare the database: {problems}")
             return await work(db)
         finally:
             await client.close()

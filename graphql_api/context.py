@@ -25,7 +25,7 @@ from strawberry.dataloader import DataLoader
 from graphql_api.attachments.store import Attachment
 from graphql_api.auth import HTTP_CREDENTIAL
 from graphql_api.conversations.history import HistoryRequest
-from graphql_api.conversations.models import Conversation, Message
+from graphql_api.conversations.models import Conversation, Message, MessageRef
 from graphql_api.directory.models import Company, User
 from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unauthenticated
 from graphql_api.ids import try_parse_id
@@ -33,6 +33,7 @@ from graphql_api.pagination import Page
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
 
 # History pages one operation reads at once: a list of 100 conversations with their messages
 # takes this many pooled connections, not 100 (issue 20).
@@ -45,11 +46,11 @@ if TYPE_CHECKING:
 
 
 def _by_id(
-    fetch: Callable[[list[str]], Awaitable[dict[str, T]]],
-) -> Callable[[list[str]], Awaitable[list[T | None]]]:
+    fetch: Callable[[list[K]], Awaitable[dict[K, T]]],
+) -> Callable[[list[K]], Awaitable[list[T | None]]]:
     """A batch function answering, in key order, what `fetch` found (None for the rest)."""
 
-    async def load(ids: list[str]) -> list[T | None]:
+    async def load(ids: list[K]) -> list[T | None]:
         found = await fetch(ids)
         return [found.get(i) for i in ids]
 
@@ -84,8 +85,10 @@ class Loaders:
         return DataLoader(_by_id(self._services.conversations.conversations_by_ids))
 
     @cached_property
-    def messages(self) -> DataLoader[str, Message | None]:
-        return DataLoader(_by_id(self._services.conversations.messages_by_ids))
+    def messages(self) -> DataLoader[MessageRef, Message | None]:
+        """By (conversation id, message id): the conversation routes the query on a sharded
+        cluster."""
+        return DataLoader(_by_id(self._services.conversations.messages_by_refs))
 
     @cached_property
     def attachments(self) -> DataLoader[str, Attachment | None]:

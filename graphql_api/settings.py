@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from graphql_api.database import WriteConcernSetting
 from graphql_api.ratelimit import Rate, RateLimiter
 
 
@@ -64,9 +65,23 @@ class Settings(BaseSettings):
     """The `iss` every token must carry (the identity provider's issuer URL), when set."""
     jwt_audience: str | None = None
     """The `aud` every token must name (this API's identifier at the provider), when set."""
+    link_secret: SecretStr | None = None
+    """Signs attachment download links. Every machine behind a load balancer needs the same one:
+    default, derived from `jwt_secret`; with RS256 tokens, generated in the data directory (one
+    machine only)."""
 
     db_timeout_ms: int = Field(default=10_000, gt=0)
-    """Deadline of every database operation of a request."""
+    """Deadline of every database operation of a request (never of index builds)."""
+    write_concern: str = Field(default="majority", pattern=r"^(majority|[0-9]+)$")
+    """`w` of every write: `majority` (a fail-over never rolls back an acknowledged write), or
+    a number of members. A `w` in `MONGODB_URI` wins."""
+    write_journal: bool = True
+    """Whether writes wait for the journal (`j`). A `journal` in `MONGODB_URI` wins."""
+    change_streams: Literal["auto", "required"] = "auto"
+    """`auto`: live events cross processes when the deployment offers change streams, and a
+    standalone server runs with this process's events only. `required`: /readyz stays 503 until
+    change streams are open (a replica set or sharded cluster is expected)."""
+
     user_cache_size: int = Field(default=10_000, ge=0)
     """Users each process keeps in memory (0: none); only while change streams report every
     change to them (docs/architecture.md)."""
@@ -139,6 +154,15 @@ class Settings(BaseSettings):
             },
             enabled=self.rate_limits,
         )
+
+    @property
+    def write_concern_setting(self) -> WriteConcernSetting:
+        w = int(self.write_concern) if self.write_concern.isdigit() else self.write_concern
+        return WriteConcernSetting(w=w, journal=self.write_journal)
+
+    def write_concern_document(self) -> dict[str, object]:
+        """The write concern every write command carries (unless the URI sets its own)."""
+        return self.write_concern_setting.document()
 
     @property
     def introspection_enabled(self) -> bool:

@@ -29,6 +29,7 @@ from graphql_api.realtime.events import (
     ConversationCreated,
     MessageAdded,
     NotificationAdded,
+    Resync,
     Topic,
     UserChanged,
     conversation_topic,
@@ -106,6 +107,14 @@ async def message_added(
             if isinstance(event, UserChanged):
                 if not can_read(await context.current_viewer(), conversation):
                     raise NotFound("conversation not found")
+                continue
+            if isinstance(event, Resync):
+                # Events were lost: read what was stored meanwhile (access is checked first).
+                await context.current_viewer()
+                async for message in _messages_after(context, conversation, last_seq):
+                    last_seq = message.seq
+                    yield _message_for(context, message)
+                pending = {seq: m for seq, m in pending.items() if seq > last_seq}
                 continue
             if isinstance(event, MessageAdded) and event.message.seq > last_seq:
                 pending[event.message.seq] = event.message

@@ -189,7 +189,9 @@ class ConversationType:
     async def last_message(self, info: Info) -> MessageType | None:
         if self.record.last_message_id is None:
             return None
-        message = await info.context.loaders.messages.load(self.record.last_message_id)
+        message = await info.context.loaders.messages.load(
+            (self.record.id, self.record.last_message_id)
+        )
         return MessageType(record=message) if message else None
 
     @strawberry.field(

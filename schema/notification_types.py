@@ -31,7 +31,9 @@ class NotificationType:
     @strawberry.field
     async def message(self, info: Info) -> MessageType:
         await self.conversation(info)  # the message is readable exactly when its conversation is
-        message = await info.context.loaders.messages.load(self.record.message_id)
+        message = await info.context.loaders.messages.load(
+            (self.record.conversation_id, self.record.message_id)
+        )
         if message is None:
             raise NotFound("message not found")
         return MessageType(record=message)

@@ -2,6 +2,11 @@
 
 `api` is the way tests talk to the service: real HTTP requests with a bearer token per user key
 of the standard directory (`tests/factories.py`).
+
+With `MESSAGER_TEST_MONGODB_URI` set (a replica set, an Atlas cluster: any connection string,
+options included), the whole suite runs against that MongoDB instead, one database per test,
+and the tests marked `embedded_only` (they stop, restart or start the embedded server itself)
+are skipped.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
@@ -24,16 +30,46 @@ from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import EmbeddedServer
 from graphql_api.settings import Settings
 from tests.factories import STANDARD_DIRECTORY
+from tests.query_log import QUERY_LOG
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+# Every client the tests create (the apps' included) reports its commands to the session's query
+# log, which the query-plan and sharding checks read (`tests/query_log.py`).
+monitoring.register(QUERY_LOG)
 
 # Tests send many writes as one user; tests of the limits turn them on in their own Settings.
 # Set in the environment so that servers started as subprocesses inherit it too.
 os.environ.setdefault("MESSAGER_RATE_LIMITS", "false")
 
 
+TEST_MONGODB_URI = os.environ.get("MESSAGER_TEST_MONGODB_URI")
+"""A MongoDB to run the suite against instead of the embedded server."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Checks over the whole session's query log run after every other test; with a MongoDB of
+    one's own, the tests of the embedded server itself are skipped."""
+    items.sort(key=lambda item: item.get_closest_marker("session_check") is not None)
+    if TEST_MONGODB_URI:
+        skip = pytest.mark.skip(reason="needs the embedded server (MESSAGER_TEST_MONGODB_URI)")
+        for item in items:
+            if item.get_closest_marker("embedded_only"):
+                item.add_marker(skip)
+
+
+def with_database(server_uri: str, name: str) -> str:
+    """`server_uri` naming database `name`: the path is replaced, the options kept
+    (`mongodb://a,b/?replicaSet=rs0` -> `mongodb://a,b/name?replicaSet=rs0`)."""
+    parts = urlsplit(server_uri)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if TEST_MONGODB_URI:
+        yield TEST_MONGODB_URI
+        return
     server = EmbeddedServer(tmp_path_factory.mktemp("nx-27017"))
     yield server.start()
     server.stop()
@@ -42,7 +78,7 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def mongo_uri(mongo_server: str) -> Iterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
-    yield f"{mongo_server}/{name}"
+    yield with_database(mongo_server, name)
     # Dropping closes the embedded server's file and change-stream triggers of this database:
     # it keeps at most 100 files open and, once the others are busy, evicts the newest one.
     client: MongoClient = MongoClient(mongo_server, serverSelectionTimeoutMS=5000)
@@ -61,7 +97,7 @@ def settings(mongo_uri: str, tmp_path: Path) -> Settings:
 async def db(mongo_uri: str) -> AsyncIterator[Db]:
     client = connect(mongo_uri)
     database = database_of(client)
-    await ensure_schema(database)
+    assert not await ensure_schema(database)
     yield database
     await client.close()
 

@@ -32,7 +32,7 @@ from graphql_api.auth import TokenService
 from graphql_api.database import Db, connect, database_of, ensure_schema
 from graphql_api.directory.importer import import_directory
 from graphql_api.settings import Settings
-from tests.conftest import JWT_SECRET, Api
+from tests.conftest import JWT_SECRET, Api, with_database
 from tests.factories import STANDARD_DIRECTORY
 from tests.user_writes import update_user
 
@@ -69,11 +69,11 @@ class SharedApp:
 @contextlib.asynccontextmanager
 async def shared_app(mongo_server: str, data_dir: Path) -> AsyncIterator[SharedApp]:
     name = f"shared_{uuid.uuid4().hex[:12]}"
-    uri = f"{mongo_server}/{name}"
+    uri = with_database(mongo_server, name)
     settings = Settings(mongodb_uri=uri, data_dir=data_dir, jwt_secret=JWT_SECRET)
     client = connect(uri)
     db = database_of(client)
-    await ensure_schema(db)
+    assert not await ensure_schema(db)
     http = TestClient(TestServer(init_app(settings)))
     await http.start_server()
     try:

@@ -23,12 +23,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import jwt
 import pytest
 from aiohttp import ClientError, ClientResponse
 from bson import Binary, ObjectId
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from graphql_api.app import init_app
 from graphql_api.attachments.signing import UrlSigner
+from graphql_api.keys import SERVICES
 from graphql_api.settings import Settings
 from tests.conftest import Api
 from tests.conversation_helpers import REMOVE_FAVORITE, company_id, create_input, user_id
@@ -1069,3 +1074,76 @@ async def test_uploads_cut_off_by_a_server_crash_are_removed_after_24_hours(
         return True
 
     await wait_until(all_gone, "the cut-off uploads and the expired one are removed")
+
+
+# -- claims whose message was never stored -------------------------------------------------------
+
+
+async def test_an_upload_claimed_by_a_message_never_stored_is_released_and_can_be_sent_again(
+    api, db, aiohttp_client, settings
+):
+    fast = settings.model_copy(update={"attachment_cleanup_interval_seconds": 0.05})
+    fast_api = Api(http=await aiohttp_client(init_app(fast)), tokens=api.tokens, ids=api.ids)
+    answer = await uploaded(fast_api, "alice", b"claimed, then the server died")
+    # What a process that died between the claim and the message leaves: the upload claimed
+    # by a message id that was never stored, twenty minutes ago.
+    store = fast_api.http.app[SERVICES].attachments
+    alice = await fast_api.http.app[SERVICES].directory.user_by_id(user_id(api, "alice"))
+    assert await store.claim(alice, [answer["id"]], str(ObjectId()), str(ObjectId()))
+    twenty_minutes_ago = int(time.time() * 1000) - 20 * 60 * 1000
+    await db.attachments.update_one(
+        {"_id": answer["id"]}, {"$set": {"claimed_ms": twenty_minutes_ago}}
+    )
+
+    async def released() -> bool:
+        doc = await db.attachments.find_one({"_id": answer["id"]})
+        return doc["state"] == "pending" and doc["message_id"] is None
+
+    await wait_until(released, "the cleanup releases the claim of a message never stored")
+    conversation = await create_with(fast_api, "alice", [answer["id"]])  # the client's retry
+    (attached,) = conversation["lastMessage"]["attachments"]
+    assert attached["id"] == answer["id"]
+    response, body = await fetch(fast_api, attached["url"])
+    assert (response.status, body) == (200, b"claimed, then the server died")
+
+
+# -- links across machines ----------------------------------------------------------------------
+
+
+async def test_with_rs256_tokens_machines_sharing_the_link_secret_accept_each_others_links(
+    api, aiohttp_client, settings, tmp_path
+):
+    identity_provider = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        identity_provider.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+    def machine(name: str) -> Settings:
+        return settings.model_copy(
+            update={
+                "jwt_secret": None,
+                "jwt_public_key": public_pem,
+                "data_dir": tmp_path / name,  # each machine its own disk
+                "link_secret": SecretStr("link-secret-shared-by-every-machine-0123456789"),
+            }
+        )
+
+    first = await aiohttp_client(init_app(machine("first")))
+    second = await aiohttp_client(init_app(machine("second")))
+    answer = await uploaded(api, "alice", b"behind a load balancer")
+    conversation = await create_with(api, "alice", [answer["id"]])
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": user_id(api, "alice"), "iat": now, "exp": now + 600}, identity_provider, "RS256"
+    )
+    response = await first.post(
+        "/graphql",
+        json={"query": LAST_ATTACHMENTS, "variables": {"id": conversation["id"]}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    url = (await response.json())["data"]["conversation"]["lastMessage"]["attachments"][0]["url"]
+    parts = urlsplit(url)
+    download = await second.get(f"{parts.path}?{parts.query}")  # the other machine
+    assert (download.status, await download.read()) == (200, b"behind a load balancer")

@@ -397,6 +397,7 @@ async def test_export_schema_writes_the_schema_sdl(tmp_path, mongo_uri):
 # -- the embedded server ------------------------------------------------------------------------
 
 
+@pytest.mark.embedded_only
 def test_commands_without_mongodb_uri_share_the_data_directorys_database(tmp_path):
     data_dir = tmp_path / "data"
     env = cli_env(data_dir, mongodb_uri=None)
@@ -411,6 +412,7 @@ def test_commands_without_mongodb_uri_share_the_data_directorys_database(tmp_pat
     assert not (data_dir / "embedded.json").exists()
 
 
+@pytest.mark.embedded_only
 def test_commands_use_the_embedded_server_of_a_running_serve(tmp_path):
     data_dir = tmp_path / "data"
     env = cli_env(data_dir, mongodb_uri=None, jwt_secret=None)  # secret kept in the data dir
@@ -435,6 +437,7 @@ def test_commands_use_the_embedded_server_of_a_running_serve(tmp_path):
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.embedded_only
 def test_stopping_serve_stops_its_embedded_server_and_forgets_it(tmp_path, stop_signal):
     data_dir = tmp_path / "data"
     port = free_port()
@@ -451,6 +454,7 @@ def test_stopping_serve_stops_its_embedded_server_and_forgets_it(tmp_path, stop_
     assert not (data_dir / "embedded.json").exists()
 
 
+@pytest.mark.embedded_only
 def test_killed_serve_leaves_no_embedded_server_behind(tmp_path):
     data_dir = tmp_path / "data"
     port = free_port()

@@ -124,7 +124,7 @@ async def outage_api(database_server: RestartableServer, aiohttp_client, tmp_pat
     client = connect(settings.mongodb_uri)
     try:
         db = database_of(client)
-        await ensure_schema(db)
+        assert not await ensure_schema(db)
         ids = await import_directory(db, STANDARD_DIRECTORY)
     finally:
         await client.close()
@@ -198,6 +198,7 @@ async def history(api: Api, conversation_id: str) -> list[str]:
 # -- the database goes away ---------------------------------------------------------------------
 
 
+@pytest.mark.embedded_only
 async def test_readyz_turns_503_during_a_database_outage_and_200_once_it_is_back(
     outage_api, database_server
 ):
@@ -208,6 +209,7 @@ async def test_readyz_turns_503_during_a_database_outage_and_200_once_it_is_back
     await until_ready(outage_api)  # without restarting the app
 
 
+@pytest.mark.embedded_only
 async def test_requests_during_a_database_outage_answer_service_unavailable_not_a_hang(
     outage_api, database_server
 ):
@@ -222,6 +224,7 @@ async def test_requests_during_a_database_outage_answer_service_unavailable_not_
     assert await history(outage_api, conversation_id) == ["first"]  # the refused write: nothing
 
 
+@pytest.mark.embedded_only
 async def test_the_app_recovers_by_itself_and_keeps_acknowledged_messages(
     outage_api, database_server
 ):
@@ -253,6 +256,7 @@ async def test_the_app_recovers_by_itself_and_keeps_acknowledged_messages(
     ]
 
 
+@pytest.mark.embedded_only
 async def test_a_subscription_lives_through_a_database_outage(outage_api, database_server):
     conversation_id, cursor = await start_conversation(outage_api)
     async with await GraphQLWs.connect(outage_api.http, bearer(outage_api.token("paul"))) as client:
@@ -271,6 +275,7 @@ async def test_a_subscription_lives_through_a_database_outage(outage_api, databa
         }
 
 
+@pytest.mark.embedded_only
 async def test_a_stuck_database_answers_service_unavailable_at_the_deadline_not_a_hang(
     outage_api, database_server
 ):
@@ -289,6 +294,53 @@ async def test_a_stuck_database_answers_service_unavailable_at_the_deadline_not_
     assert await outage_api.gql("{ viewer { name } }", as_="alice") == {
         "viewer": {"name": "Alice Roy"}
     }
+
+
+# -- the database is away at start-up ------------------------------------------------------------
+
+
+@pytest.mark.embedded_only
+async def test_an_app_started_while_its_database_is_away_sees_other_apps_events_once_it_is_back(
+    database_server, aiohttp_client, tmp_path: Path
+):
+    """An election outlasting server selection at start-up used to turn change streams off
+    until a restart, with /readyz saying ready: the app then never saw another process's
+    messages. Now it asks again and is not ready until it has an answer."""
+    settings = Settings(
+        mongodb_uri=f"{database_server.uri}/messager",
+        data_dir=tmp_path / "data",
+        jwt_secret=JWT_SECRET,
+    )
+    client = connect(settings.mongodb_uri)
+    try:
+        db = database_of(client)
+        assert not await ensure_schema(db)
+        ids = await import_directory(db, STANDARD_DIRECTORY)
+    finally:
+        await client.close()
+    tokens = TokenService(settings)
+    database_server.stop()
+    late = Api(http=await aiohttp_client(init_app(settings)), tokens=tokens, ids=ids)
+    assert await readyz(late) == 503
+    database_server.restart()
+    await until_ready(late)
+    other = Api(http=await aiohttp_client(init_app(settings)), tokens=tokens, ids=ids)
+
+    conversation_id, cursor = await start_conversation(other)
+    async with await GraphQLWs.connect(late.http, bearer(late.token("paul"))) as subscriber:
+        operation = await subscriber.subscribe(
+            MESSAGE_ADDED, {"c": conversation_id, "after": cursor}
+        )
+        # Through this app first: once it arrives, the subscription is live.
+        await send(late, conversation_id, "<p>through this app</p>")
+        assert await subscriber.next_data(operation) == {
+            "messageAdded": {"bodyText": "through this app"}
+        }
+        await send(other, conversation_id, "<p>through the other app</p>")
+        assert await subscriber.next_data(operation, seconds=RECOVERY_BOUND) == {
+            "messageAdded": {"bodyText": "through the other app"}
+        }
+    await asyncio.sleep(WATCHERS_SETTLE_SECONDS)
 
 
 # -- retries after a lost response ----------------------------------------------------------------

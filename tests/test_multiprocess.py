@@ -273,6 +273,7 @@ class Subscriber:
 # -- Two serves on one data directory -------------------------------------------------------------
 
 
+@pytest.mark.embedded_only
 async def test_a_message_sent_through_one_serve_reaches_a_subscriber_of_another(tmp_path):
     data_dir = tmp_path / "data"
     env = cli_env(data_dir, mongodb_uri=None)
@@ -380,6 +381,7 @@ def wait_for_workers(serve: Serve, count: int) -> list[int]:
         time.sleep(0.05)
 
 
+@pytest.mark.embedded_only
 async def test_workers_share_one_port_and_every_workers_subscribers_get_every_message(tmp_path):
     data_dir = tmp_path / "data"
     env = cli_env(data_dir, mongodb_uri=None)

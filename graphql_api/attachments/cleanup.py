@@ -1,4 +1,5 @@
-"""The periodic removal of uploads never attached to a message within 24 hours."""
+"""The periodic removal of uploads never attached to a message within 24 hours, and the release
+of claims whose message was never stored (`AttachmentStore.settle_stale_claims`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ async def _remove_expired_forever(app: web.Application) -> None:
     interval = app[SETTINGS].attachment_cleanup_interval_seconds
     while True:
         try:
-            removed = await app[SERVICES].attachments.remove_expired()
+            attachments = app[SERVICES].attachments
+            released = await attachments.settle_stale_claims()
+            if released:
+                log.info("released the uploads of %d messages never stored", released)
+            removed = await attachments.remove_expired()
             if removed:
                 log.info("removed %d expired uploads", removed)
         except PyMongoError as exc:  # the database may be away: try again next time

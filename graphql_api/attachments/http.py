@@ -24,7 +24,7 @@ from graphql_api.attachments.files import (
     sanitize_filename,
     sniff_content_type,
 )
-from graphql_api.attachments.store import Attachment
+from graphql_api.attachments.store import READABLE_STATES, Attachment
 from graphql_api.context import authenticate
 from graphql_api.directory.models import User
 from graphql_api.errors import ApiError, NotFound, Unauthenticated
@@ -164,7 +164,7 @@ async def _readable_attachment(services: Services, viewer: User, attachment_id: 
     attachment = await services.attachments.get(viewer.firm_id, attachment_id)
     if attachment is None:
         raise NotFound("attachment not found")
-    if attachment.state == "attached" and attachment.conversation_id:
+    if attachment.state in READABLE_STATES and attachment.conversation_id:
         await fetch_readable(services.db, viewer, attachment.conversation_id)  # the one policy
         return attachment
     if attachment.state == "pending" and attachment.uploader_id == viewer.id:

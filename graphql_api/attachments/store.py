@@ -7,14 +7,25 @@ the embedded server answers a find on `fs.chunks` with every chunk at once, whic
 download stream past ~45 MB (SPEC §11). Both directions work in bounded batches of chunks.
 
 `attachments {_id, firm_id, uploader_id, filename, content_type, size, state, created_ms,
-message_id, conversation_id}`: `state` is `uploading` until the last chunk is stored, then
-`pending` until a message claims it (`attached`). The metadata document is written before the
-first chunk, so a crash mid-upload leaves a record that the cleanup finds and removes with its
-chunks; pending uploads older than 24 hours are removed the same way.
+message_id, conversation_id, claimed_ms}`: `state` is `uploading` until the last chunk is
+stored, then `pending` until a message claims it. A claim is two steps around the message's
+write: `claimed` (with the message's id) before it, `attached` once it is stored. A claim whose
+message was never stored (a failed write, a crashed process) is released back to `pending`
+at once when the failure is seen, else by the cleanup once `CLAIM_GRACE_SECONDS` have passed:
+no upload stays tied to a message that does not exist. The metadata document is written before
+the first chunk, so a crash mid-upload leaves a record that the cleanup finds and removes with
+its chunks; pending uploads older than 24 hours are removed the same way.
+
+Claims, confirmations and releases change several documents at once, which PyMongo never
+retries; each is written so that applying it twice is the same as once, and is retried once
+after a fail-over (`database.retrying_once`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -23,7 +34,7 @@ from datetime import UTC, datetime
 from bson import Binary, Int64
 from pymongo.errors import OperationFailure
 
-from graphql_api.database import Db, Document
+from graphql_api.database import Db, Document, retrying_once
 from graphql_api.directory.models import User
 from graphql_api.ids import new_id
 
@@ -31,6 +42,16 @@ CHUNK_SIZE = 255 * 1024  # GridFS's default chunk size
 WRITE_BATCH_CHUNKS = 4  # about 1 MiB per insert
 READ_BATCH_CHUNKS = 8  # about 2 MiB per find
 PENDING_LIFETIME_SECONDS = 24 * 3600
+CLAIM_GRACE_SECONDS = 600
+"""A claim not confirmed after this long belongs to a write that failed (requests end within
+the 10 s database deadline): the cleanup confirms it if its message exists, else releases it."""
+CLAIMED = "claimed"
+ATTACHED = "attached"
+READABLE_STATES = (CLAIMED, ATTACHED)
+"""States in which an upload is read through its conversation: a claimed upload's message may
+already be delivered to subscribers before the claim is confirmed."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,35 +174,95 @@ class AttachmentStore:
     async def claim(
         self, uploader: User, ids: list[str], message_id: str, conversation_id: str
     ) -> bool:
-        """Attach the uploader's pending attachments to a message; all of them or none."""
+        """Claim the uploader's pending uploads for a message about to be written; all of them
+        or none. Safe to repeat: uploads this message already claimed count as claimed."""
         if not ids:
             return True
-        result = await self.db.attachments.update_many(
-            {
-                "_id": {"$in": ids},
-                "uploader_id": uploader.id,
-                "firm_id": uploader.firm_id,
-                "state": "pending",
-            },
-            {
-                "$set": {
-                    "state": "attached",
-                    "message_id": message_id,
-                    "conversation_id": conversation_id,
-                }
-            },
-        )
-        if result.modified_count == len(ids):
+        query = {
+            "_id": {"$in": ids},
+            "uploader_id": uploader.id,
+            "firm_id": uploader.firm_id,
+            "state": {"$in": ["pending", CLAIMED]},
+            "message_id": {"$in": [None, message_id]},
+        }
+        update = {
+            "$set": {
+                "state": CLAIMED,
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "claimed_ms": _now_ms(),
+            }
+        }
+        try:
+            result = await retrying_once(lambda: self.db.attachments.update_many(query, update))
+        except BaseException:
+            # Some may be claimed already: give them back (best effort, the cleanup is the net).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.release(message_id))
+            raise
+        if result.matched_count == len(ids):
             return True
         await self.release(message_id)
         return False
 
-    async def release(self, message_id: str) -> None:
-        """Undo a claim whose message was not written."""
-        await self.db.attachments.update_many(
-            {"message_id": message_id},
-            {"$set": {"state": "pending", "message_id": None, "conversation_id": None}},
+    async def confirm(self, message_id: str) -> None:
+        """The message is stored: its claimed uploads are attached for good."""
+        await retrying_once(
+            lambda: self.db.attachments.update_many(
+                {"message_id": {"$eq": message_id}, "state": {"$eq": CLAIMED}},
+                {"$set": {"state": ATTACHED}},
+            )
         )
+
+    async def release(self, message_id: str) -> None:
+        """Undo a claim whose message was not written: its uploads are pending again."""
+        await retrying_once(
+            lambda: self.db.attachments.update_many(
+                {"message_id": {"$eq": message_id}, "state": {"$eq": CLAIMED}},
+                {"$set": {"state": "pending", "message_id": None, "conversation_id": None}},
+            )
+        )
+
+    async def settle_stale_claims(self, now_ms: int | None = None) -> int:
+        """Claims older than the grace period: confirmed when their message exists (the process
+        died between the message and the confirmation), released when it does not (the write
+        failed). Answers how many claims were released."""
+        cutoff = (now_ms if now_ms is not None else _now_ms()) - CLAIM_GRACE_SECONDS * 1000
+        stale = await self.db.attachments.find(
+            {"state": {"$eq": CLAIMED}, "claimed_ms": {"$lt": cutoff}},
+            {"message_id": 1, "conversation_id": 1},
+        ).to_list()
+        claims = {(doc["conversation_id"], doc["message_id"]) for doc in stale}
+        if not claims:
+            return 0
+        conversation_ids = sorted({c for c, _ in claims})
+        # Stored means visible: a new conversation's first message counts once the
+        # conversation (the commit point of a creation) exists too.
+        stored = {
+            doc["_id"]
+            async for doc in self.db.messages.find(
+                {
+                    "conversation_id": {"$in": conversation_ids},
+                    "_id": {"$in": sorted({m for _, m in claims})},
+                },
+                {"_id": 1},
+            )
+        }
+        existing = {
+            doc["_id"]
+            async for doc in self.db.conversations.find(
+                {"_id": {"$in": conversation_ids}}, {"_id": 1}
+            )
+        }
+        released = 0
+        for conversation_id, message_id in sorted(claims):
+            if message_id in stored and conversation_id in existing:
+                await self.confirm(message_id)
+            else:
+                log.info("releasing the uploads claimed by message %s, never stored", message_id)
+                await self.release(message_id)
+                released += 1
+        return released
 
     async def read(self, attachment: Attachment, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes [start, end) of a stored file, a few chunks per query."""

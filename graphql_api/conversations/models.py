@@ -29,6 +29,9 @@ class ConversationKind(enum.StrEnum):
 
 COMPANY_KINDS = (ConversationKind.COMPANY, ConversationKind.CONFIDENTIAL)
 
+MessageRef = tuple[str, str]
+"""(conversation id, message id): how messages are looked up, shard key first."""
+
 
 @dataclass(frozen=True, slots=True)
 class Conversation:

@@ -25,7 +25,12 @@ async def move_read_marks(db: Db, marks: list[Mark]) -> None:
     """Move each mark forward to its seq (never back), in one command."""
     updates = [
         UpdateOne(
-            {"_id": read_mark_id(user_id, conversation_id), "seq": {"$lt": seq}},
+            # The user is the shard key: an upsert on a sharded cluster must name it.
+            {
+                "_id": read_mark_id(user_id, conversation_id),
+                "user_id": {"$eq": user_id},
+                "seq": {"$lt": seq},
+            },
             {"$set": {"seq": seq, "user_id": user_id, "conversation_id": conversation_id}},
             upsert=True,
         )

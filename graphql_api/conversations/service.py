@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -25,8 +25,14 @@ from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations import history, validation
 from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryRequest
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
-from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
-from graphql_api.conversations.read_marks import Mark, move_read_marks, read_mark_id
+from graphql_api.conversations.models import (
+    COMPANY_KINDS,
+    Conversation,
+    ConversationKind,
+    Message,
+    MessageRef,
+)
+from graphql_api.conversations.read_marks import Mark, move_read_marks
 from graphql_api.conversations.recovery import newest_message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
@@ -163,12 +169,19 @@ class Conversations:
             await self.db.conversations.insert_one(conversation_doc)
         except DuplicateKeyError:
             # A concurrent retry with the same clientMessageId won: answer its conversation.
-            await self.db.messages.delete_one({"_id": message_id})
+            await self.db.messages.delete_one(
+                {"_id": message_id, "conversation_id": {"$eq": conversation_id}}
+            )
             await self.attachments.release(message_id)
             existing = await self._conversation_by_client_id(viewer, client_message_id or "")
             if existing is None:
                 raise
             return existing
+        except BaseException:
+            await _shielded(self.attachments.release(message_id))  # see `AttachmentStore`
+            raise
+        if attachments:
+            await self.attachments.confirm(message_id)
         conversation = Conversation.from_doc(conversation_doc)
         await self._after_message(Message.from_doc(message_doc), recipients, created=conversation)
         return conversation
@@ -197,8 +210,7 @@ class Conversations:
             if existing is not None:
                 return await self._answer_retry(existing, conversation)
             if await self.db.conversations.find_one(
-                {"created_by": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}},
-                {"_id": 1},
+                _created_with_key(viewer, client_message_id), {"_id": 1}
             ):
                 raise BadUserInput(
                     "clientMessageId was already used for a new conversation",
@@ -237,7 +249,7 @@ class Conversations:
         message_id = new_id()
         await self._claim_attachments(viewer, attachments, message_id, conversation.id)
         updated = await self.db.conversations.find_one_and_update(
-            {"_id": conversation.id},
+            conversation_key(conversation),
             {
                 "$inc": {"message_count": 1},
                 "$set": {"last_activity_ms": _millis(now), "last_message_id": message_id},
@@ -246,6 +258,7 @@ class Conversations:
             return_document=ReturnDocument.AFTER,
         )
         if updated is None:
+            await self.attachments.release(message_id)
             raise NotFound("conversation not found")
         seq = int(updated["message_count"])
         recipients = [p for p in conversation.participant_ids if p != viewer.id]
@@ -267,7 +280,7 @@ class Conversations:
         except DuplicateKeyError:
             # A retry on another process stored it first: our `seq` stays unused (history
             # tolerates gaps), and the conversation must not name a message never stored.
-            await self._forget_seq(conversation.id, seq, message_id)
+            await self._forget_seq(conversation, seq, message_id)
             await self.attachments.release(message_id)
             existing = await self._message_by_client_id(viewer, client_message_id or "")
             if existing is None:
@@ -277,8 +290,11 @@ class Conversations:
             # Not stored (database error, time-out, cancelled): the number must not count as
             # an unread message. Best effort, shielded: the database may be what failed.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._forget_seq(conversation.id, seq, message_id))
+                await asyncio.shield(self._forget_seq(conversation, seq, message_id))
+            await _shielded(self.attachments.release(message_id))
             raise
+        if attachments:
+            await self.attachments.confirm(message_id)
         message = Message.from_doc(doc)
         updated_conversation = replace(
             conversation,
@@ -424,9 +440,16 @@ class Conversations:
         docs = await self.db.conversations.find({"_id": {"$in": list(ids)}}).to_list()
         return {doc["_id"]: Conversation.from_doc(doc) for doc in docs}
 
-    async def messages_by_ids(self, ids: Iterable[str]) -> dict[str, Message]:
-        docs = await self.db.messages.find({"_id": {"$in": list(ids)}}).to_list()
-        return {doc["_id"]: Message.from_doc(doc) for doc in docs}
+    async def messages_by_refs(self, refs: Iterable[MessageRef]) -> dict[MessageRef, Message]:
+        """Messages by (conversation id, message id): the conversation, the shard key, lets a
+        sharded cluster ask only the shards that hold them."""
+        refs = list(refs)
+        query = {
+            "conversation_id": {"$in": sorted({c for c, _ in refs})},
+            "_id": {"$in": [m for _, m in refs]},
+        }
+        docs = await self.db.messages.find(query).to_list()
+        return {(doc["conversation_id"], doc["_id"]): Message.from_doc(doc) for doc in docs}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -522,17 +545,17 @@ class Conversations:
             doc["client_message_id"] = client_message_id
         return doc
 
-    async def _forget_seq(self, conversation_id: str, seq: int, lost_message_id: str) -> None:
+    async def _forget_seq(self, conversation: Conversation, seq: int, lost_message_id: str) -> None:
         """A reply took `seq` and was not stored: record the number as unused and point the
         conversation at its newest stored message again, with its time. (If this process dies
         first, the crash recovery does the same: `recovery.py`.)"""
         await self.db.conversations.update_one(
-            {"_id": conversation_id}, {"$push": {"skipped_seqs": seq}}
+            conversation_key(conversation), {"$push": {"skipped_seqs": seq}}
         )
-        latest = await newest_message(self.db, conversation_id)
+        latest = await newest_message(self.db, conversation.id)
         if latest:
             await self.db.conversations.update_one(
-                {"_id": conversation_id, "last_message_id": lost_message_id},
+                {**conversation_key(conversation), "last_message_id": lost_message_id},
                 {
                     "$set": {
                         "last_message_id": latest["_id"],
@@ -546,9 +569,7 @@ class Conversations:
     ) -> Conversation | None:
         """The conversation a retried createConversation already made, if the viewer may still
         read it (a retry must not reveal what the viewer lost access to)."""
-        doc = await self.db.conversations.find_one(
-            {"created_by": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}}
-        )
+        doc = await self.db.conversations.find_one(_created_with_key(viewer, client_message_id))
         if doc is None:
             return None
         conversation = Conversation.from_doc(doc)
@@ -571,10 +592,10 @@ class Conversations:
         return message
 
     async def _read_marks(self, user_id: str, conversation_ids: list[str]) -> dict[str, int]:
-        ids = [read_mark_id(user_id, cid) for cid in conversation_ids]
+        # By user (the shard key) rather than by `_id`: one shard answers, not all of them.
+        query = {"user_id": {"$eq": user_id}, "conversation_id": {"$in": conversation_ids}}
         return {
-            doc["conversation_id"]: int(doc["seq"])
-            async for doc in self.db.read_marks.find({"_id": {"$in": ids}})
+            doc["conversation_id"]: int(doc["seq"]) async for doc in self.db.read_marks.find(query)
         }
 
     async def _move_read_mark(self, user_id: str, conversation_id: str, seq: int) -> None:
@@ -599,4 +620,37 @@ class Conversations:
         return found[:wanted]
 
 
-__all__ = ["DEFAULT_HISTORY_PAGE", "Conversations", "HistoryRequest", "Page", "can_read"]
+async def _shielded(cleanup: Awaitable[None]) -> None:
+    """Best effort, through a cancellation, after a failure: the database may be what failed
+    (the attachment cleanup then releases the claim later)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(cleanup)
+
+
+def conversation_key(conversation: Conversation) -> Document:
+    """The filter of a write to one conversation: its id and its shard key (`firm_id`,
+    `created_by`; `graphql_api/sharding.py`), so that a sharded cluster routes it to one shard."""
+    return {
+        "_id": conversation.id,
+        "firm_id": {"$eq": conversation.firm_id},
+        "created_by": {"$eq": conversation.created_by},
+    }
+
+
+def _created_with_key(viewer: User, client_message_id: str) -> Document:
+    """The conversation the viewer created with this retry key (`creator_client_message_id`)."""
+    return {
+        "firm_id": {"$eq": viewer.firm_id},
+        "created_by": {"$eq": viewer.id},
+        "client_message_id": {"$eq": client_message_id},
+    }
+
+
+__all__ = [
+    "DEFAULT_HISTORY_PAGE",
+    "Conversations",
+    "HistoryRequest",
+    "MessageRef",
+    "Page",
+    "can_read",
+]

@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterable
 
 from pymongo import DESCENDING
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
-from graphql_api.conversations.models import Message
+from graphql_api.conversations.models import Message, MessageRef
 from graphql_api.conversations.read_marks import move_read_marks
-from graphql_api.database import Db, Document, only_duplicates
+from graphql_api.database import Db, Document, is_transient, only_duplicates, retrying_once
 from graphql_api.directory.models import User
 from graphql_api.errors import BadUserInput
 from graphql_api.group_commit import GroupCommit
@@ -60,7 +60,7 @@ class Notifications:
         self.db = db
         # Concurrent messages' notifications, and their outbox flags, are written together.
         self._inserts: GroupCommit[list[Document]] = GroupCommit(self._insert)
-        self._clears: GroupCommit[str] = GroupCommit(self._clear_outboxes)
+        self._clears: GroupCommit[MessageRef] = GroupCommit(self._clear_outboxes)
 
     async def fan_out(
         self, message: Message, recipients: list[str], company_id: str | None
@@ -69,7 +69,7 @@ class Notifications:
         docs = notification_docs(message, recipients, company_id)
         if docs:
             await self._inserts.submit(docs)
-        await self._clears.submit(message.id)
+        await self._clears.submit((message.conversation_id, message.id))
         return [Notification.from_doc(doc) for doc in docs]
 
     async def _insert(self, batches: list[list[Document]]) -> None:
@@ -80,9 +80,14 @@ class Notifications:
             if not only_duplicates(exc):
                 raise
 
-    async def _clear_outboxes(self, message_ids: list[str]) -> None:
-        await self.db.messages.update_many(
-            {"_id": {"$in": message_ids}}, {"$set": {"fanout": "done"}}
+    async def _clear_outboxes(self, messages: list[MessageRef]) -> None:
+        # By conversation too (the shard key): the shards that hold them, not all of them.
+        query = {
+            "conversation_id": {"$in": sorted({c for c, _ in messages})},
+            "_id": {"$in": [m for _, m in messages]},
+        }
+        await retrying_once(
+            lambda: self.db.messages.update_many(query, {"$set": {"fanout": "done"}})
         )
 
     async def complete_pending_fanouts(
@@ -181,10 +186,20 @@ class Notifications:
             if len(ids) > MAX_MARK_IDS:
                 raise BadUserInput(f"mark at most {MAX_MARK_IDS} notifications at once")
             query["_id"] = {"$in": [i for i in ids if _is_notification_id(i)]}
-        result = await self.db.notifications.update_many(
-            query, {"$set": {"unread": 0, "read_ms": int(time.time() * 1000)}}
-        )
-        return result.modified_count
+        read_ms = int(time.time() * 1000)
+        update = {"$set": {"unread": 0, "read_ms": read_ms}}
+        try:
+            result = await self.db.notifications.update_many(query, update)
+            return result.modified_count
+        except PyMongoError as exc:
+            if not is_transient(exc):
+                raise
+        # PyMongo never retries a multi-document update: the first attempt may or may not have
+        # been applied. Applying it again is harmless; what this call marked is counted by the
+        # time it stamped.
+        await self.db.notifications.update_many(query, update)
+        marked = {**query, "unread": 0, "read_ms": read_ms}
+        return await self.db.notifications.count_documents(marked)
 
     async def mark_conversation_read(self, viewer: User, conversation_id: str, seq: int) -> int:
         """Mark the viewer's notifications of a conversation's messages up to `seq` read, when

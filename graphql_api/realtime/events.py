@@ -4,7 +4,7 @@ An event carries the stored document's record, re-read from the database, never 
 input. Topics: a conversation's messages (`messageAdded`), a firm's conversation activity
 (`inboxUpdated`, filtered per subscriber by the access policy), a user's notifications
 (`notificationAdded`) and changes to a user's own document (favorites: access is re-checked with
-them).
+them). `Resync` tells a topic's subscribers that events were lost.
 """
 
 from __future__ import annotations
@@ -83,4 +83,19 @@ class UserChanged:
         return [user_topic(self.user_id)]
 
 
-Event = MessageAdded | ConversationCreated | NotificationAdded | UserChanged
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events were lost: a change stream's position fell off the oplog (MongoDB error 286) and
+    it restarted from now. A subscriber re-reads what it shows (its viewer, and a conversation's
+    messages after its cursor) instead of waiting for events that will never come."""
+
+    topic: Topic
+
+    def key(self) -> str | None:
+        return None
+
+    def topics(self) -> list[Topic]:
+        return [self.topic]
+
+
+Event = MessageAdded | ConversationCreated | NotificationAdded | UserChanged | Resync

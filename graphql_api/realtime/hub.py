@@ -93,6 +93,10 @@ class EventHub:
     def has_listeners(self, topic: Topic) -> bool:
         return topic in self._subscribers
 
+    def topics(self) -> list[Topic]:
+        """Every topic with a subscriber in this process."""
+        return list(self._subscribers)
+
     @property
     def subscriber_count(self) -> int:
         return len({id(s) for listeners in self._subscribers.values() for s in listeners})

@@ -24,14 +24,27 @@ The `users` stream reports updates, replaces and deletes (not inserts: a user no
 yet is in no cache). Each evicts the user from this process's user cache, then publishes
 `UserChanged` so that live subscriptions re-read their viewer: the cache serves users only while
 this stream is open (`directory/user_cache.py`).
+
+The re-read filters by the change's `documentKey`, which holds the shard key on a sharded
+cluster: one shard answers.
+
+Resuming: each stream keeps the driver's resume token (`stream.resume_token`), which moves on
+with the server's post-batch position even while nothing happens, and reopens after it
+(`start_after`) when the driver could not resume by itself (the database was away longer than
+server selection waits), backing off up to `MAX_RETRY_DELAY_SECONDS`. When the position is gone
+(the oplog rolled over it: `ChangeStreamHistoryLost`, 286), the stream restarts from now: events
+were lost, so every subscriber of this process gets a `Resync` and re-reads what it shows, and
+the `on_resync` hooks (caches) are told first; a stale position is never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+import pymongo
 from pymongo.errors import OperationFailure, PyMongoError
 
 from graphql_api.conversations.models import Conversation, Message
@@ -44,6 +57,7 @@ from graphql_api.realtime.events import (
     Event,
     MessageAdded,
     NotificationAdded,
+    Resync,
     Topic,
     UserChanged,
     conversation_topic,
@@ -56,6 +70,8 @@ from graphql_api.realtime.hub import EventHub
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_SECONDS = 1.0
+MAX_RETRY_DELAY_SECONDS = 30.0
+PROBE_TIMEOUT_SECONDS = 5.0
 BUSY_POLL_SECONDS = 0.01
 IDLE_POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 2.0
@@ -71,14 +87,36 @@ class Publisher:
         self.hub.publish(event)
 
 
-async def change_streams_supported(db: Db) -> bool:
-    """Whether this deployment offers change streams; found by opening one, since the embedded
-    server reports itself as standalone although it supports them (SPEC §11)."""
+# The position of a stream is gone: its token fell off the oplog (ChangeStreamHistoryLost), the
+# server cannot resume from it (ChangeStreamFatalError) or does not know it (InvalidResumeToken).
+POSITION_LOST_CODES = {286, 280, 260}
+# What a standalone server answers: "$changeStream is only supported on replica sets".
+NO_CHANGE_STREAM_CODES = {40573}
+# Errors of a deployment that cannot answer right now (an election, a shutdown, a network
+# problem between members): the question is asked again later.
+# (50: the probe's own deadline ran out on the server.)
+TRANSIENT_CODES = {6, 7, 50, 63, 89, 91, 150, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+
+
+async def change_streams_supported(db: Db) -> bool | None:
+    """Whether this deployment offers change streams, found by opening one (the embedded server
+    reports itself as standalone although it supports them, SPEC §11). None when the
+    deployment could not answer (no primary during an election, the network): ask again."""
     try:
-        async with await db.conversations.watch([], max_await_time_ms=1):
-            return True
-    except OperationFailure:
+        with pymongo.timeout(PROBE_TIMEOUT_SECONDS):
+            async with await db.conversations.watch([], max_await_time_ms=1):
+                return True
+    except OperationFailure as exc:
+        if exc.code in NO_CHANGE_STREAM_CODES:
+            return False
+        if exc.code in TRANSIENT_CODES or exc.has_error_label("ResumableChangeStreamError"):
+            log.warning("change-stream probe failed (%s); asking again", exc)
+            return None
+        log.warning("change streams refused (%s): treating them as unsupported", exc)
         return False
+    except PyMongoError as exc:
+        log.warning("change-stream probe got no answer (%s); asking again", exc)
+        return None
 
 
 _Loader = Callable[[Document], Event]
@@ -125,7 +163,10 @@ class ChangeStreamSource:
         self.users = users
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
-        self._opened = 0
+        self._opened: set[str] = set()
+        self.on_resync: list[Callable[[str], None]] = []
+        """Called with the collection's name when its events were lost (before subscribers
+        are told): caches of its documents must forget them."""
 
     def start(self) -> None:
         for name, (operation, to_event) in _COLLECTIONS.items():
@@ -136,6 +177,8 @@ class ChangeStreamSource:
             )
 
     async def stop(self) -> None:
+        if not self._tasks:
+            return
         self.users.stop_serving()
         for task in self._tasks:
             task.cancel()
@@ -145,49 +188,71 @@ class ChangeStreamSource:
 
     async def _watch(self, name: str, operations: list[str], to_event: _Loader) -> None:
         pipeline = [{"$match": {"operationType": {"$in": operations}}}]
-        resume_after = None
+        token: Mapping[str, Any] | None = None
+        delay = RETRY_DELAY_SECONDS
         while True:
             try:
-                async with await self.db[name].watch(pipeline, resume_after=resume_after) as stream:
+                async with await self.db[name].watch(pipeline, start_after=token) as stream:
                     self._mark_open(name)
                     try:
+                        delay = RETRY_DELAY_SECONDS
                         pause = IDLE_POLL_SECONDS
                         while True:
                             change = await stream.try_next()
+                            if change is not None:
+                                await self._publish(name, change, to_event)
+                            # After publishing: a change whose publishing failed comes again.
+                            token = stream.resume_token or token
                             if change is None:
                                 await asyncio.sleep(pause)
                                 pause = min(pause * 2, IDLE_POLL_SECONDS)
-                                continue
-                            pause = BUSY_POLL_SECONDS
-                            resume_after = change.get("_id")
-                            await self._publish(name, change, to_event)
-                            if change.get("operationType") == "invalidate":
-                                resume_after = None  # (dropped) not resumable: open a new one
-                                break
+                            else:
+                                pause = BUSY_POLL_SECONDS
                     finally:
                         self._mark_closed(name)
             except asyncio.CancelledError:
                 raise
+            except OperationFailure as exc:
+                if exc.code in POSITION_LOST_CODES:
+                    log.error(
+                        "change stream on %s lost its position (%s): restarting from now; "
+                        "subscribers re-read what they show",
+                        name,
+                        exc,
+                    )
+                    token = None
+                    self._resynchronise(name)
+                else:
+                    log.warning("change stream on %s failed (%s); reopening", name, exc)
             except PyMongoError as exc:
                 log.warning("change stream on %s interrupted (%s); reopening", name, exc)
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
             except Exception:
                 # A change that could not be published must not end the watch for good (users
                 # would then be cached with nothing to evict them).
                 log.exception("change stream on %s failed; reopening", name)
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
 
     def _mark_open(self, name: str) -> None:
         if name == "users":
             self.users.serve()
-        self._opened += 1
-        if self._opened >= len(_COLLECTIONS):
+        self._opened.add(name)
+        if len(self._opened) >= len(_COLLECTIONS):
             self.ready.set()
 
     def _mark_closed(self, name: str) -> None:
         if name == "users":
             # Other processes' changes to users no longer reach this one: keep none.
             self.users.stop_serving()
+
+    def _resynchronise(self, name: str) -> None:
+        """Events of `name` were lost: caches forget, then every subscriber here re-reads."""
+        if name == "users":
+            self.users.clear()
+        for forget in self.on_resync:
+            forget(name)
+        for topic in self.hub.topics():
+            self.hub.publish(Resync(topic))
 
     async def _publish(self, name: str, change: Document, to_event: _Loader) -> None:
         key = change.get("documentKey", {}).get("_id")
@@ -202,7 +267,8 @@ class ChangeStreamSource:
         topics = _topics_of(name, change.get("fullDocument"))
         if topics is not None and not any(self.hub.has_listeners(t) for t in topics):
             return  # nobody here listens: a bulk import must not cost one query per document
-        doc = await self.db[name].find_one({"_id": key})
+        # The change's documentKey: `_id` plus the shard key on a sharded cluster.
+        doc = await self.db[name].find_one({**change["documentKey"], "_id": key})
         if doc is None:
             return
         event = to_event(doc)
