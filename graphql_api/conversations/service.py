@@ -226,7 +226,9 @@ class Conversations:
         (they are written at most once each, whoever writes them)."""
         message = self._same_conversation(Message.from_doc(stored), conversation)
         if stored.get("fanout") == "pending":
-            await self.notifications.fan_out(message, list(stored.get("recipients", ())))
+            await self.notifications.fan_out(
+                message, list(stored.get("recipients", ())), conversation.company_id
+            )
         return message
 
     def _key_lock(self, user_id: str, client_message_id: str) -> asyncio.Lock:
