@@ -7,12 +7,14 @@ into it first, so the application itself has one code path for MongoDB and nx-27
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import pymongo
 from aiohttp import WSCloseCode, web
@@ -129,6 +131,35 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             headers={"Content-Security-Policy": self.graphiql_policy},
         )
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except RecursionError:
+            # Variables or extensions nested ~1,000 deep exhaust Python's stack (issue 20).
+            raise NestedTooDeeply("nested too deeply", "", 0) from None
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return super().parse_json(data)
+        except Exception as error:
+            # Strawberry answers undecodable JSON with a plain-text 400: this one gets a code.
+            if isinstance(error.__cause__, NestedTooDeeply):
+                raise web.HTTPBadRequest(
+                    text=json.dumps(
+                        {
+                            "errors": [
+                                {
+                                    "message": "the request's JSON is nested too deeply: "
+                                    "variables and extensions must be flatter",
+                                    "extensions": {"code": "BAD_USER_INPUT"},
+                                }
+                            ]
+                        }
+                    ),
+                    content_type="application/json",
+                ) from None
+            raise
+
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         is_websocket = isinstance(response, web.WebSocketResponse)
         return await build_context(
@@ -211,6 +242,10 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         if context.request is not None and WS_INITIALIZED in context.request:
             context.request[WS_INITIALIZED].set()
         return None
+
+
+class NestedTooDeeply(json.JSONDecodeError):
+    """JSON too deep to decode; a WebSocket treats it as any message that is not JSON."""
 
 
 def _origin_allowed(request: web.Request, settings: Settings) -> bool:
