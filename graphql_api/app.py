@@ -23,6 +23,7 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from graphql_api import sanitizer_pool
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import warn_if_unbound
@@ -46,7 +47,7 @@ from graphql_api.keys import (
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
-from graphql_api.shutdown import bounded
+from graphql_api.shutdown import bounded, cancel_and_wait
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("could not prepare the database at start-up: %s", exc)
     app[SERVICES] = Services.build(settings, client, db)
     warn_if_unbound(settings)
+    warming = asyncio.get_running_loop().create_task(sanitizer_pool.warm_up())
     yield
+    await cancel_and_wait(warming, "starting the sanitizer processes")
     await bounded(client.close(), "closing the database client")
 
 
