@@ -8,7 +8,8 @@ free port with an embedded nx-27017 server, in this process, next to a ticker ta
 longest the loop was held. Each body is sent through `sendMessage` over real HTTP, the ticker
 watching; a run is one send per body, and the figure printed is the median over the runs of
 the worst stall per body, with what the server answered and how much CPU the body's checks
-and sanitizing take (`clean_body_now` timed in this thread: pool time, not loop time).
+and sanitizing take (`clean_body_now` timed in this thread: the time of a sanitizer process, not
+of the loop). The first row is the ticker alone, nothing sent: what the machine itself adds.
 """
 
 from __future__ import annotations
@@ -171,8 +172,13 @@ async def measure(runs: int) -> None:
             conversation = created["data"]["createConversation"]["id"]
             ticker.start()
             stalls: dict[str, list[float]] = {name: [] for name in BODIES}
+            idle: list[float] = []
             answers: dict[str, str] = {}
             for _ in range(runs):
+                # The machine's own noise: the same ticker while nothing is sent.
+                ticker.reset()
+                await asyncio.sleep(0.3)
+                idle.append(ticker.worst)
                 for name, body in BODIES.items():
                     await asyncio.sleep(0.05)  # let the loop settle between bodies
                     ticker.reset()
@@ -184,6 +190,8 @@ async def measure(runs: int) -> None:
             ticker.stop()
     print(f"Event-loop stall per hostile body: median of {runs} runs (worst gap of a 1 ms ticker)")
     print(f"{'body':<40} {'KB':>5} {'stall ms':>9} {'pool CPU ms':>12}  answer")
+    noise = statistics.median(idle) * 1000
+    print(f"{'(nothing sent: the machine noise)':<40} {'':>5} {noise:9.1f}")
     for name, body in BODIES.items():
         stall = statistics.median(stalls[name]) * 1000
         cpu = statistics.median(sanitizer_cpu_ms(body) for _ in range(runs))

@@ -24,7 +24,7 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from graphql_api import graphiql, metrics
+from graphql_api import graphiql, metrics, sanitizer_pool
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import WEBSOCKET_CREDENTIAL, warn_if_unbound
@@ -57,7 +57,7 @@ from graphql_api.recovery import recovery_ctx
 from graphql_api.schema_setup import schema_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
-from graphql_api.shutdown import bounded
+from graphql_api.shutdown import bounded, cancel_and_wait
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -323,7 +323,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     db = database_of(client)
     app[SERVICES] = Services.build(settings, client, db)
     warn_if_unbound(settings)
+    warming = asyncio.get_running_loop().create_task(sanitizer_pool.warm_up())
     yield
+    await cancel_and_wait(warming, "starting the sanitizer processes")
     await bounded(client.close(), "closing the database client")
 
 

@@ -7,29 +7,18 @@ would make "invoice\u202egpj.exe" read "invoiceexe.jpg" in the message and its p
 plain text (previews, notifications, search) is taken from the sanitized HTML with block elements
 turned into line breaks.
 
-Sanitizing is CPU work of up to tens of milliseconds for a large body, so it runs off the event
-loop, in a small pool of its own (`off_loop`): nh3 releases the GIL while it parses, and the
-Python steps around it give the loop the GIL back every few milliseconds (the interpreter's
-switch interval). The pool's size bounds how many cores bodies can take at once; what one body
-may cost is bounded before it gets there (`graphql_api.html_nesting`, and the size limits of
-`graphql_api.conversations.validation`).
+The service runs all this away from the event loop (`graphql_api.sanitizer_pool`), after
+`graphql_api.html_nesting` has bounded what the parse may cost.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
 
 import nh3
 
 from graphql_api.text import strip_format_characters
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 ALLOWED_TAGS = frozenset(
     {
@@ -59,7 +48,6 @@ ALLOWED_TAGS = frozenset(
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"*": set(), "a": {"href"}}
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 MAX_PASSES = 10
-SANITIZER_THREADS = 2
 # A tag of sanitized HTML (see `html_to_text`), and the tags that break its text into lines.
 _TAG = re.compile(r'</?([a-z0-9]+)(?:[^>"]++|"[^"]*+")*+>')
 _LINE_BREAKS = frozenset({"p", "h1", "h2", "h3", "li", "blockquote", "pre", "ol", "ul", "br"})
@@ -77,14 +65,6 @@ def _clean_once(body: str) -> str:
     )
     # After nh3, which decodes "&#x202e;" into the character it names.
     return strip_format_characters(cleaned, bidi_replacement=" ").strip()
-
-
-_pool = ThreadPoolExecutor(max_workers=SANITIZER_THREADS, thread_name_prefix="sanitizer")
-
-
-async def off_loop(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`work(*args, **kwargs)` run in the sanitizer pool, so that the event loop keeps serving."""
-    return await asyncio.get_running_loop().run_in_executor(_pool, lambda: work(*args, **kwargs))
 
 
 def sanitize_html(body: str, max_bytes: int | None = None) -> str:
@@ -114,9 +94,7 @@ def html_to_text(sanitized: str) -> str:
     """Plain text of sanitized HTML: one line per block, runs of blank lines collapsed.
 
     Sanitized HTML is nh3's serialization, so its tags can be found by pattern: its text
-    escapes every `<`, it has no comments, and attribute values are double-quoted. A step per
-    tag, not one call over the whole body: running in the sanitizer pool, this code gives the
-    event loop the GIL back between steps, where one long regex call would hold it throughout.
+    escapes every `<`, it has no comments, and attribute values are double-quoted.
     """
     pieces: list[str] = []
     position = 0

@@ -12,7 +12,8 @@ import unicodedata
 from graphql_api.errors import BadUserInput
 from graphql_api.html_nesting import nesting_depth
 from graphql_api.ids import is_id
-from graphql_api.rich_text import html_to_text, off_loop, sanitize_html, utf8_length
+from graphql_api.rich_text import html_to_text, sanitize_html, utf8_length
+from graphql_api.sanitizer_pool import off_loop
 from graphql_api.text import (
     CONTROL_CHARACTERS,
     UNSAFE_CHARACTERS,
@@ -44,7 +45,7 @@ def clean_subject(subject: str) -> str:
 
 
 async def clean_body(body: str, attachment_count: int) -> tuple[str, str]:
-    """(sanitized HTML, plain text) of a message body, worked out off the event loop."""
+    """(sanitized HTML, plain text) of a message body, worked out in a sanitizer process."""
     return await off_loop(clean_body_now, body, attachment_count)
 
 
