@@ -93,6 +93,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "attachments": [
         IndexModel([("state", ASCENDING), ("created_ms", ASCENDING)], name="state_age"),
         IndexModel([("message_id", ASCENDING)], name="message"),
+        IndexModel([("state", ASCENDING), ("claimed_ms", ASCENDING)], name="state_claimed"),
     ],
     "notifications": [
         # No `_id` in a compound index: the embedded server then fails inserts ("JSON path error").

@@ -7,8 +7,10 @@ the embedded server answers a find on `fs.chunks` with every chunk at once, whic
 download stream past ~45 MB (SPEC §11). Both directions work in bounded batches of chunks.
 
 `attachments {_id, firm_id, uploader_id, filename, content_type, size, state, created_ms,
-message_id, conversation_id}`: `state` is `uploading` until the last chunk is stored, then
-`pending` until a message claims it (`attached`). The metadata document is written before the
+message_id, conversation_id, claimed_ms}`: `state` is `uploading` until the last chunk is stored,
+then `pending` until a message claims it (`attached`). A claim comes before its message is
+stored: if a crash keeps the message from being stored, the crash recovery releases the claim
+(`release_lost_claims`). The metadata document is written before the
 first chunk, so a crash mid-upload leaves a record that the cleanup finds and removes with its
 chunks; pending uploads older than 24 hours are removed the same way.
 """
@@ -168,6 +170,7 @@ class AttachmentStore:
                     "state": "attached",
                     "message_id": message_id,
                     "conversation_id": conversation_id,
+                    "claimed_ms": _now_ms(),
                 }
             },
         )
@@ -182,6 +185,22 @@ class AttachmentStore:
             {"message_id": message_id},
             {"$set": {"state": "pending", "message_id": None, "conversation_id": None}},
         )
+
+    async def release_lost_claims(self, since_ms: int, cutoff_ms: int) -> int:
+        """Release the claims made between `since_ms` and `cutoff_ms` by messages that were
+        never stored (their send died after claiming); answer how many messages."""
+        claims = await self.db.attachments.find(
+            {"state": {"$eq": "attached"}, "claimed_ms": {"$gt": since_ms, "$lte": cutoff_ms}},
+            {"message_id": 1},
+        ).to_list()
+        claimed_by = {doc["message_id"] for doc in claims}
+        if not claimed_by:
+            return 0
+        stored = self.db.messages.find({"_id": {"$in": list(claimed_by)}}, {"_id": 1})
+        lost = claimed_by - {doc["_id"] async for doc in stored}
+        for message_id in lost:
+            await self.release(message_id)
+        return len(lost)
 
     async def read(self, attachment: Attachment, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes [start, end) of a stored file, a few chunks per query."""
