@@ -139,6 +139,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "attachments": [
         IndexModel([("state", ASCENDING), ("created_ms", ASCENDING)], name="state_age"),
         IndexModel([("message_id", ASCENDING)], name="message"),
+        IndexModel([("state", ASCENDING), ("claimed_ms", ASCENDING)], name="state_claimed"),
     ],
     "notifications": [
         # Unread first, then newest (`_id` starts with the message's id).

@@ -6,6 +6,7 @@ that died (kill -9, power loss) left half-done (docs/reliability.md).
   (`remove_interrupted_creations`).
 - Numbers taken by replies never stored, and the last message they named
   (`reconcile_conversations`).
+- Attachments claimed by messages never stored (`AttachmentStore.settle_stale_claims`).
 
 Every step only touches what is older than `recovery_grace_seconds`, so that writes still in
 progress on other live processes are left to finish, and every step is idempotent, so that the
@@ -33,6 +34,7 @@ from graphql_api.shutdown import cancel_and_wait
 log = logging.getLogger(__name__)
 
 
+
 async def recover_once(services: Services) -> None:
     """One pass of every recovery step."""
     settings = services.settings
@@ -49,6 +51,9 @@ async def recover_once(services: Services) -> None:
     repaired = await reconcile_conversations(services.db, now_ms, grace_ms)
     if repaired:
         log.info("reconciled %d conversations with replies a crash interrupted", repaired)
+    released = await services.attachments.settle_stale_claims(now_ms)
+    if released:
+        log.info("released the attachments of %d messages never stored", released)
 
 
 async def _recover_forever(app: web.Application) -> None:
@@ -68,6 +73,8 @@ async def _recover_forever(app: web.Application) -> None:
                 # The driver turned the stop's cancellation into its own error: stop anyway.
                 raise asyncio.CancelledError from exc
             log.warning("crash recovery failed: %s", exc)  # the database may be away: retry
+        except Exception:  # a bug must not end the recovery for the life of the process
+            log.exception("crash recovery failed")
         await asyncio.sleep(services.settings.recovery_interval_seconds)
 
 

@@ -21,6 +21,7 @@ from graphql_api.auth import TokenService
 from graphql_api.keys import SERVICES
 from graphql_api.recovery import recover_once
 from tests.conftest import Api
+from tests.test_attachments import uploaded
 from tests.test_notifications import (
     create,
     notified_users,
@@ -174,3 +175,20 @@ async def test_a_retry_writes_the_notifications_its_first_attempt_did_not(api, d
     answer = await api.gql(SEND_KEYED, {"input": retry}, as_="bob")
     assert answer == {"sendMessage": {"id": stored}}
     assert await notified_users(db, stored) == sorted([uid(api, "paul"), uid(api, "carla")])
+
+
+async def test_attachments_claimed_by_a_reply_that_died_can_be_attached_again(api, db):
+    cid = await create(api, "bob", "PRIVATE", ["paul"])
+    file = await uploaded(api, "bob", b"the invoice")
+    services = api.http.app[SERVICES]
+    bob = await services.directory.user_by_id(uid(api, "bob"))
+    # The reply claimed the file for its message, then died before storing the message.
+    assert await services.attachments.claim(bob, [file["id"]], str(ObjectId()), cid)
+    retry = {"conversationId": cid, "body": "<p>invoice</p>", "attachmentIds": [file["id"]]}
+    assert await api.error_code(SEND_KEYED, {"input": retry}, as_="bob") == "NOT_FOUND"
+
+    async with asyncio.timeout(WAIT_SECONDS):
+        while (await db.attachments.find_one({"_id": file["id"]}))["state"] != "pending":  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    sent = (await api.gql(SEND_KEYED, {"input": retry}, as_="bob"))["sendMessage"]["id"]
+    assert (await db.attachments.find_one({"_id": file["id"]}))["message_id"] == sent

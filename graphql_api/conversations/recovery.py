@@ -7,7 +7,7 @@ every reader's unread count stays one too high, and the conversation names a mes
 not exist and sorts by the time of a message that never was. `reconcile_conversations` repairs
 both, without adding anything to the send path:
 
-- It looks at the conversations active since its last run (a watermark in `recovery_state`, so a
+- It looks at the conversations active since its last run (`graphql_api/watermarks.py`: a
   restart after a long stop misses nothing), and in each at the numbers taken since it last looked
   (`reconciled_seq`: every number up to it is a stored message or listed in `skipped_seqs`), with
   one indexed range query per conversation.
@@ -26,16 +26,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations.read_marks import read_mark_id
 from graphql_api.database import Db, Document
+from graphql_api.watermarks import advance_watermark, watermark
 
-FIRST_LOOKBACK_MS = 24 * 3600 * 1000  # where a database never reconciled before starts
 MAX_CONVERSATIONS_PER_RUN = 5000  # the rest waits for the next run
 MAX_SEQS_PER_CONVERSATION = 1000  # numbers looked at per conversation and run
-STATE_ID = "conversations"
+STEP = "conversations"
 
 _FIELDS = {
     "message_count": 1,
@@ -50,7 +48,7 @@ async def reconcile_conversations(db: Db, now_ms: int, grace_ms: int) -> int:
     """Settle the numbers of the conversations active since the last run; answer how many
     conversations had something to repair."""
     cutoff = now_ms - grace_ms
-    since = await _watermark(db, default=cutoff - FIRST_LOOKBACK_MS)
+    since = await watermark(db, STEP, cutoff)
     candidates = (
         await db.conversations.find({"last_activity_ms": {"$gt": since}}, _FIELDS)
         .sort("last_activity_ms", 1)
@@ -64,7 +62,7 @@ async def reconcile_conversations(db: Db, now_ms: int, grace_ms: int) -> int:
     if len(candidates) == MAX_CONVERSATIONS_PER_RUN:
         # The same activity time may continue past this run's last one: look at it again.
         reached = min(cutoff, int(candidates[-1]["last_activity_ms"]) - 1)
-    await _advance_watermark(db, reached)
+    await advance_watermark(db, STEP, reached)
     return repaired
 
 
@@ -158,20 +156,3 @@ async def remove_interrupted_creations(db: Db, attachments: AttachmentStore, cut
 async def existing_conversations(db: Db, ids: list[Any]) -> set[str]:
     docs = await db.conversations.find({"_id": {"$in": list(set(ids))}}, {"_id": 1}).to_list()
     return {doc["_id"] for doc in docs}
-
-
-async def _watermark(db: Db, default: int) -> int:
-    state = await db.recovery_state.find_one({"_id": STATE_ID})
-    return int(state["reconciled_until_ms"]) if state else default
-
-
-async def _advance_watermark(db: Db, reached: int) -> None:
-    """Move the watermark forward only (several processes run the recovery)."""
-    try:
-        await db.recovery_state.update_one(
-            {"_id": STATE_ID, "reconciled_until_ms": {"$lt": reached}},
-            {"$set": {"reconciled_until_ms": reached}},
-            upsert=True,
-        )
-    except DuplicateKeyError:  # already at or past `reached`
-        pass

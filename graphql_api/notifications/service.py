@@ -27,7 +27,8 @@ from graphql_api.notifications.models import Notification, notification_id
 from graphql_api.pagination import page_size, parse_notification_cursor
 from graphql_api.policy import readable_notifications_filter
 
-FANOUT_GRACE_MS = 60_000  # a fan-out still pending after this was interrupted
+FANOUT_GRACE_MS = 30_000  # default: a fan-out still pending after this was interrupted (the
+# recovery task passes `recovery_grace_seconds`)
 MAX_MARK_IDS = 500
 MIGRATION_BATCH = 500
 
