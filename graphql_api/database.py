@@ -53,6 +53,7 @@ class WriteConcernSetting:
 MAJORITY = WriteConcernSetting()
 
 DUPLICATE_KEY = 11000
+INDEX_NOT_FOUND = 27
 
 
 def only_duplicates(error: BulkWriteError) -> bool:
@@ -278,7 +279,11 @@ async def _prepare(db: Db, name: str, exists: bool, embedded: bool) -> None:
     retired = set(RETIRED_INDEXES.get(name, ())) & set(await db[name].index_information())
     for index_name in sorted(retired):
         log.info("dropping the retired index %s.%s", name, index_name)
-        await db[name].drop_index(index_name)
+        try:
+            await db[name].drop_index(index_name)
+        except OperationFailure as exc:
+            if exc.code != INDEX_NOT_FOUND:  # another process dropped it first
+                raise
     await db[name].create_indexes([_for_server(i, embedded) for i in INDEXES[name]])
 
 

@@ -65,20 +65,30 @@ class Operation:
 
 @dataclass
 class QueryLog(monitoring.CommandListener):
-    """Operations by shape; thread-safe (PyMongo may call listeners from its own threads)."""
+    """Operations by shape, once the server accepted them (a command it refused, such as a
+    query on a hostile value, never ran a plan); thread-safe (PyMongo may call listeners from
+    its own threads)."""
 
     operations: dict[str, Operation] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    _started: dict[tuple[int, object], list[Operation]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         name = event.command_name
         if name not in QUERY_COMMANDS and name != "insert":
             return
-        origin = _product_origin()
+        origin = _product_origin()  # here: the sender's frames are on the stack now
         if origin is None:
             return
-        for operation in _operations(name, event.command, origin):
+        operations = list(_operations(name, event.command, origin))
+        with self._lock:
+            self._started[(event.request_id, event.connection_id)] = operations
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        with self._lock:
+            operations = self._started.pop((event.request_id, event.connection_id), [])
+        for operation in operations:
             key = json.dumps(
                 [
                     operation.command,
@@ -97,11 +107,9 @@ class QueryLog(monitoring.CommandListener):
                 self.operations.setdefault(key, operation)
                 self.counts[key] = self.counts.get(key, 0) + 1
 
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        with self._lock:
+            self._started.pop((event.request_id, event.connection_id), None)
 
     def snapshot(self) -> list[Operation]:
         with self._lock:

@@ -12,7 +12,7 @@ from graphql_api.app import init_app
 from graphql_api.database import GRIDFS_INDEXES, INDEXES
 from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET
-from tests.wire_peer import QUIET, Command, WirePeer, command_name, error
+from tests.wire_peer import QUIET, Command, WirePeer, command_name, cursor, error
 
 REQUEST_DEADLINE_MS = 300
 
@@ -96,4 +96,29 @@ async def test_a_standalone_server_is_not_ready_when_change_streams_are_required
                 "reason": "change streams: this MongoDB offers no change streams",
             },
         )
+        await http.close()
+
+
+async def test_an_index_of_an_earlier_version_is_replaced_under_its_new_name(
+    aiohttp_client, tmp_path
+):
+    earlier = {"v": 2, "key": {"created_by": 1, "client_message_id": 1}, "name": "idempotency"}
+
+    def upgraded_database(command: Command) -> object:
+        if command_name(command) == "listIndexes" and command["listIndexes"] == "conversations":
+            return cursor(
+                "messager.conversations", [{"v": 2, "key": {"_id": 1}, "name": "_id_"}, earlier]
+            )
+        return QUIET
+
+    async with WirePeer(upgraded_database) as peer:
+        http = await aiohttp_client(init_app(settings_for(peer, tmp_path)))
+        assert await readyz(http) == (200, {"status": "ready"})
+        changes = [
+            (command_name(c), c.get("index"))
+            for c in peer.received
+            if c.get(command_name(c)) == "conversations"
+            and command_name(c) in ("dropIndexes", "createIndexes")
+        ]
+        assert changes == [("dropIndexes", "idempotency"), ("createIndexes", None)]
         await http.close()

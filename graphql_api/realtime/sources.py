@@ -103,7 +103,9 @@ async def change_streams_supported(db: Db) -> bool | None:
     reports itself as standalone although it supports them, SPEC §11). None when the
     deployment could not answer (no primary during an election, the network): ask again."""
     try:
-        with pymongo.timeout(PROBE_TIMEOUT_SECONDS):
+        # Bounded (a server that accepts the connection may still never answer), by the URI's
+        # own `timeoutMS` when it sets one.
+        with pymongo.timeout(db.client.options.timeout or PROBE_TIMEOUT_SECONDS):
             async with await db.conversations.watch([], max_await_time_ms=1):
                 return True
     except OperationFailure as exc:
