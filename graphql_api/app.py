@@ -27,7 +27,7 @@ from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
-from graphql_api.errors import ApiError
+from graphql_api.errors import ApiError, Forbidden, InternalError, error_response
 from graphql_api.keys import (
     LISTENERS,
     REQUEST_ID,
@@ -64,17 +64,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         log.exception(
             "unexpected error (request %s) on %s %s", request_id, request.method, request.path
         )
-        return web.json_response(
-            {
-                "error": {
-                    "code": "INTERNAL_SERVER_ERROR",
-                    "message": f"Internal server error (request id {request_id}).",
-                    "requestId": request_id,
-                }
-            },
-            status=500,
-            headers={"X-Request-Id": request_id},
-        )
+        return error_response(InternalError(request_id), **{"X-Request-Id": request_id})
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
     return response
@@ -114,9 +104,7 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         if self.is_websocket_request(request) and not _origin_allowed(request, self.settings):
             # Browsers send cookies, never our bearer token, on a WebSocket; refusing foreign
             # origins still stops cross-site pages from even opening one.
-            return web.json_response(
-                {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
-            )
+            return error_response(Forbidden("origin not allowed"))
         return await super().__call__(request)
 
     async def create_websocket_response(

@@ -1,11 +1,19 @@
-"""The one access policy (SPEC §3): who may read (and so reply to) a conversation, and who may be
-designated as a participant.
+"""The one access policy: every rule of who may see, read, write or designate what.
 
-Every path that reads a conversation comes here: the inbox list uses `readable_branches` (MongoDB
-filters whose union is `readable_filter`), single reads and replies use `fetch_readable` (fetch,
-check, and the same NOT_FOUND for missing and forbidden), subscriptions and downloads call
-`can_read` per event and per request. A property test proves `readable_filter` and `can_read`
-agree on generated users and conversations.
+Each rule comes in the forms its callers need, Zulip-style: a pure predicate on loaded records, a
+fetch-check-raise helper that answers the same NOT_FOUND for missing and forbidden (an id never
+reveals that it exists), and a bulk or MongoDB-filter form for lists and events. Nothing outside
+this module decides access; `schema/permissions.py` names these rules on the schema's fields.
+
+- Companies (SPEC §2): `can_see_company`, `visible_companies_filter`, `visible_company_ids_of`,
+  `can_see_favorites_of`.
+- Conversations (SPEC §3): `can_read`, `readable_branches` / `readable_filter`,
+  `fetch_readable`, `filter_readable`.
+- Messages: `can_read_message`, `readable_messages_filter` — the per-message rule beside the
+  per-conversation one (today every message of a readable conversation is readable).
+- Designation (SPEC §4): `eligible_participants_filter`.
+- Attachments (SPEC §7): `can_download`.
+A property test proves the filters and the predicates agree on generated users and records.
 
 The rule, per conversation type, for a viewer of the conversation's firm:
 - participants may read, except that a client reads a company conversation (COMPANY or
@@ -21,11 +29,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind
+from graphql_api.attachments.store import Attachment, AttachmentState
+from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
 from graphql_api.database import Db, Document
-from graphql_api.directory.models import User, UserKind
+from graphql_api.directory.models import Company, User, UserKind
 from graphql_api.errors import NotFound
 from graphql_api.ids import parse_id
+
+# -- companies and people (SPEC §2) ------------------------------------------------------------
+
+
+def can_see_company(viewer: User, company: Company) -> bool:
+    """A practitioner sees every company of its firm; a client only its own (clients never
+    discover the firm's other client files). The same rule gates which favorites it may pick."""
+    if company.firm_id != viewer.firm_id:
+        return False
+    return viewer.is_practitioner or company.id in viewer.company_ids
+
+
+def visible_companies_filter(viewer: User) -> Document:
+    """`can_see_company` as a MongoDB filter on `companies`."""
+    if viewer.is_practitioner:
+        return {"firm_id": viewer.firm_id}
+    return {"firm_id": viewer.firm_id, "_id": {"$in": sorted(viewer.company_ids)}}
+
+
+def visible_company_ids_of(viewer: User, user: User) -> frozenset[str]:
+    """The companies of `user` that `viewer` may learn it belongs to: a client sees another
+    client's companies only where it belongs too."""
+    if viewer.is_client and viewer.id != user.id:
+        return user.company_ids & viewer.company_ids
+    return user.company_ids
+
+
+def can_see_favorites_of(viewer: User, user: User) -> bool:
+    """Favorites are private to their owner."""
+    return viewer.id == user.id
+
+
+# -- conversations (SPEC §3) -------------------------------------------------------------------
 
 
 def can_read(viewer: User, conversation: Conversation) -> bool:
@@ -107,6 +149,30 @@ async def fetch_readable(db: Db, viewer: User, conversation_id: object) -> Conve
     return conversation
 
 
+def filter_readable(viewer: User, conversations: Iterable[Conversation | None]) -> set[str]:
+    """The ids of the conversations among `conversations` that `viewer` may read (bulk form for
+    lists and events; None stands for a conversation that no longer exists)."""
+    return {c.id for c in conversations if c is not None and can_read(viewer, c)}
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def can_read_message(viewer: User, conversation: Conversation, message: Message) -> bool:
+    """Whether `viewer` may read `message` of `conversation`: the per-message rule, applied on
+    top of the conversation's. Every message of a readable conversation is readable today."""
+    return message.conversation_id == conversation.id and can_read(viewer, conversation)
+
+
+def readable_messages_filter(viewer: User) -> Document:
+    """The per-message rule as a MongoDB filter on `messages`, to add to a query on one
+    readable conversation's history (nothing to add today)."""
+    return {}
+
+
+# -- designation (SPEC §4) ---------------------------------------------------------------------
+
+
 def eligible_participants_filter(
     viewer: User, kind: ConversationKind, company_id: str | None
 ) -> Document:
@@ -125,3 +191,25 @@ def eligible_participants_filter(
     else:
         others = {"kind": UserKind.CLIENT.value, "company_ids": {"$in": sorted(viewer.company_ids)}}
     return {"firm_id": viewer.firm_id, "_id": {"$nin": [viewer.id]}, "$or": [practitioners, others]}
+
+
+# -- attachments (SPEC §7) ---------------------------------------------------------------------
+
+
+async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
+    """An attached file is readable with its message; a pending upload only by its uploader; a
+    file still uploading by nobody."""
+    if attachment.firm_id != viewer.firm_id:
+        return False
+    if attachment.state is AttachmentState.PENDING:
+        return attachment.uploader_id == viewer.id
+    if attachment.state is not AttachmentState.ATTACHED or attachment.conversation_id is None:
+        return False
+    try:
+        conversation = await fetch_readable(db, viewer, attachment.conversation_id)
+    except NotFound:
+        return False
+    doc = await db.messages.find_one(
+        {"conversation_id": {"$eq": conversation.id}, "_id": {"$eq": attachment.message_id}}
+    )
+    return doc is not None and can_read_message(viewer, conversation, Message.from_doc(doc))

@@ -15,7 +15,7 @@ chunks; pending uploads older than 24 hours are removed the same way.
 
 from __future__ import annotations
 
-import time
+import enum
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from bson import Binary, Int64
 from pymongo.errors import OperationFailure
 
+from graphql_api import clock
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
 from graphql_api.ids import new_id
@@ -33,6 +34,14 @@ READ_BATCH_CHUNKS = 8  # about 2 MiB per find
 PENDING_LIFETIME_SECONDS = 24 * 3600
 
 
+class AttachmentState(enum.StrEnum):
+    """Where an upload stands: its bytes still arriving, waiting for a message, or attached."""
+
+    UPLOADING = "uploading"
+    PENDING = "pending"
+    ATTACHED = "attached"
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     id: str
@@ -41,7 +50,7 @@ class Attachment:
     filename: str
     content_type: str
     size: int
-    state: str
+    state: AttachmentState
     message_id: str | None
     conversation_id: str | None
 
@@ -54,7 +63,7 @@ class Attachment:
             filename=doc["filename"],
             content_type=doc.get("content_type") or "application/octet-stream",
             size=int(doc.get("size", 0)),
-            state=doc["state"],
+            state=AttachmentState(doc["state"]),
             message_id=doc.get("message_id"),
             conversation_id=doc.get("conversation_id"),
         )
@@ -117,8 +126,8 @@ class AttachmentStore:
                 "filename": filename,
                 "content_type": None,
                 "size": 0,
-                "state": "uploading",
-                "created_ms": _now_ms(),
+                "state": AttachmentState.UPLOADING.value,
+                "created_ms": clock.now_ms(),
                 "message_id": None,
                 "conversation_id": None,
             }
@@ -138,7 +147,11 @@ class AttachmentStore:
                 "metadata": {"contentType": content_type},
             }
         )
-        update = {"size": size, "content_type": content_type, "state": "pending"}
+        update = {
+            "size": size,
+            "content_type": content_type,
+            "state": AttachmentState.PENDING.value,
+        }
         await self.db.attachments.update_one({"_id": attachment_id}, {"$set": update})
         return {**doc, **update}
 
@@ -161,11 +174,11 @@ class AttachmentStore:
                 "_id": {"$in": ids},
                 "uploader_id": uploader.id,
                 "firm_id": uploader.firm_id,
-                "state": "pending",
+                "state": AttachmentState.PENDING.value,
             },
             {
                 "$set": {
-                    "state": "attached",
+                    "state": AttachmentState.ATTACHED.value,
                     "message_id": message_id,
                     "conversation_id": conversation_id,
                 }
@@ -180,7 +193,13 @@ class AttachmentStore:
         """Undo a claim whose message was not written."""
         await self.db.attachments.update_many(
             {"message_id": message_id},
-            {"$set": {"state": "pending", "message_id": None, "conversation_id": None}},
+            {
+                "$set": {
+                    "state": AttachmentState.PENDING.value,
+                    "message_id": None,
+                    "conversation_id": None,
+                }
+            },
         )
 
     async def read(self, attachment: Attachment, start: int, end: int) -> AsyncIterator[bytes]:
@@ -224,14 +243,15 @@ class AttachmentStore:
 
     async def remove_expired(self, now_ms: int | None = None) -> int:
         """Remove uploads never attached (or interrupted) for 24 hours; answer how many."""
-        cutoff = (now_ms if now_ms is not None else _now_ms()) - PENDING_LIFETIME_SECONDS * 1000
+        now_ms = now_ms if now_ms is not None else clock.now_ms()
+        cutoff = now_ms - PENDING_LIFETIME_SECONDS * 1000
         docs = await self.db.attachments.find(
-            {"state": {"$in": ["uploading", "pending"]}, "created_ms": {"$lt": cutoff}}, {"_id": 1}
+            {
+                "state": {"$in": [AttachmentState.UPLOADING.value, AttachmentState.PENDING.value]},
+                "created_ms": {"$lt": cutoff},
+            },
+            {"_id": 1},
         ).to_list()
         ids = [doc["_id"] for doc in docs]
         await self.delete(ids)
         return len(ids)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -10,7 +10,6 @@ import re
 import unicodedata
 
 from graphql_api.errors import BadUserInput
-from graphql_api.ids import is_id
 from graphql_api.rich_text import html_to_text, sanitize_html
 from graphql_api.text import UNSAFE_CHARACTERS, require_unicode
 
@@ -83,7 +82,3 @@ def clean_client_message_id(value: str | None) -> str | None:
             field="clientMessageId",
         )
     return value
-
-
-def well_formed_ids(ids: list[str]) -> bool:
-    return all(is_id(i) for i in ids)

@@ -9,12 +9,12 @@ works the same on a standalone MongoDB.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from pymongo import DESCENDING
 from pymongo.errors import BulkWriteError
 
+from graphql_api import clock
 from graphql_api.conversations.models import Message
 from graphql_api.conversations.read_marks import move_read_marks
 from graphql_api.database import Db, Document, only_duplicates
@@ -30,7 +30,7 @@ MAX_MARK_IDS = 500
 
 
 def notification_docs(message: Message, recipients: Iterable[str]) -> list[Document]:
-    created_ms = int(message.created_at.timestamp() * 1000)
+    created_ms = clock.millis(message.created_at)
     return [
         {
             "_id": notification_id(message.id, user_id),
@@ -77,7 +77,7 @@ class Notifications:
 
     async def complete_pending_fanouts(self, now_ms: int | None = None) -> int:
         """Finish the fan-outs of messages stored by a process that died before finishing."""
-        cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - FANOUT_GRACE_MS
+        cutoff = (now_ms if now_ms is not None else clock.now_ms()) - FANOUT_GRACE_MS
         docs = await self.db.messages.find(
             {"fanout": {"$eq": "pending"}, "created_ms": {"$lt": cutoff}}
         ).to_list()
@@ -129,13 +129,9 @@ class Notifications:
                 raise BadUserInput(f"mark at most {MAX_MARK_IDS} notifications at once")
             query["_id"] = {"$in": [i for i in ids if _is_notification_id(i)]}
         result = await self.db.notifications.update_many(
-            query, {"$set": {"unread": 0, "read_ms": int(time.time() * 1000)}}
+            query, {"$set": {"unread": 0, "read_ms": clock.now_ms()}}
         )
         return result.modified_count
-
-    async def by_ids(self, ids: Iterable[str]) -> dict[str, Notification]:
-        docs = await self.db.notifications.find({"_id": {"$in": list(ids)}}).to_list()
-        return {doc["_id"]: Notification.from_doc(doc) for doc in docs}
 
 
 def _is_notification_id(value: str) -> bool:
