@@ -1,8 +1,8 @@
 """`User` and `Company` as the contract shapes them (SPEC §9).
 
-Both are seen relative to the viewer: `Company.isFavorite` is the viewer's favorite flag; another
-user's `companies` are limited to companies the viewer may see, and another user's favorites are
-private to that user (an empty list).
+Both are seen relative to the viewer: `Company.isFavorite` is the viewer's favorite flag; what
+another user's `companies` and `favoriteCompanies` show is the policy's rule
+(`visible_company_ids_of`, `can_see_favorites_of`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import strawberry
 
 from graphql_api.context import Info
 from graphql_api.directory import models
+from graphql_api.policy import can_see_favorites_of, visible_company_ids_of
 from schema.enums import UserKind
 
 
@@ -55,15 +56,11 @@ class UserType:
         description="The companies the user is a client of (none for a practitioner)."
     )
     async def companies(self, info: Info) -> list[CompanyType]:
-        viewer = info.context.viewer
-        ids = self.record.company_ids
-        if viewer.is_client and viewer.id != self.record.id:
-            ids = ids & viewer.company_ids  # clients never discover other client files
-        return await _load_companies(info, ids)
+        return await _load_companies(info, visible_company_ids_of(info.context.viewer, self.record))
 
     @strawberry.field(description="The user's favorite companies; only the viewer's own are shown.")
     async def favorite_companies(self, info: Info) -> list[CompanyType]:
-        if info.context.viewer.id != self.record.id:
+        if not can_see_favorites_of(info.context.viewer, self.record):
             return []
         return await _load_companies(info, self.record.favorite_company_ids)
 
