@@ -1,4 +1,4 @@
-"""Opaque cursors and page sizes for the Relay connections.
+"""Pages, opaque cursors and page sizes for the Relay connections.
 
 A cursor is URL-safe base64 of `<kind>:<value>`; anything else a client sends is BAD_USER_INPUT.
 Page sizes default to 20 and are clamped to 100; a negative size is BAD_USER_INPUT.
@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from graphql_api.errors import BadUserInput
 from graphql_api.ids import is_id
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list, in the order the client reads it."""
+
+    items: list[T]
+    has_next_page: bool
+    has_previous_page: bool
 
 
 def page_size(value: int | None, name: str, default: int = DEFAULT_PAGE_SIZE) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from graphql_api.attachments.store import Attachment, AttachmentState
-from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind, Message
+from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationType, Message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User, UserKind
 from graphql_api.errors import NotFound
@@ -79,23 +79,23 @@ def can_read(viewer: User, conversation: Conversation) -> bool:
         if viewer.is_client and conversation.type in COMPANY_KINDS:
             return company in viewer.company_ids
         return True
-    if conversation.type is ConversationKind.PRIVATE or company not in viewer.favorite_company_ids:
+    if conversation.type is ConversationType.PRIVATE or company not in viewer.favorite_company_ids:
         return False
     if viewer.is_practitioner:
         return True
     return (
-        conversation.type is ConversationKind.COMPANY
+        conversation.type is ConversationType.COMPANY
         and conversation.client_visible
         and company in viewer.company_ids
     )
 
 
 def is_client_visible(
-    kind: ConversationKind, company_id: str | None, participants: Iterable[User]
+    kind: ConversationType, company_id: str | None, participants: Iterable[User]
 ) -> bool:
     """Whether a COMPANY conversation is client-visible: decided once, when its participants are
     designated, from whether one of them is a client with the company in its favorites."""
-    return kind is ConversationKind.COMPANY and any(
+    return kind is ConversationType.COMPANY and any(
         user.is_client and company_id in user.favorite_company_ids for user in participants
     )
 
@@ -122,11 +122,11 @@ def readable_branches(viewer: User) -> list[Document]:
             },
         ]
     return [
-        {**firm, "participant_ids": viewer.id, "type": {"$eq": ConversationKind.PRIVATE.value}},
+        {**firm, "participant_ids": viewer.id, "type": {"$eq": ConversationType.PRIVATE.value}},
         {**firm, "participant_ids": viewer.id, "company_id": {"$in": sorted(viewer.company_ids)}},
         {
             **firm,
-            "type": {"$eq": ConversationKind.COMPANY.value},
+            "type": {"$eq": ConversationType.COMPANY.value},
             "client_visible": {"$eq": True},
             "company_id": {"$in": sorted(viewer.favorite_company_ids & viewer.company_ids)},
         },
@@ -143,10 +143,18 @@ async def fetch_readable(db: Db, viewer: User, conversation_id: object) -> Conve
     malformed, another firm's or forbidden, so that an id never reveals that it exists."""
     oid = parse_id(conversation_id, "conversation")
     doc = await db.conversations.find_one({"_id": oid, "firm_id": viewer.firm_id})
-    conversation = Conversation.from_doc(doc) if doc else None
-    if conversation is None or not can_read(viewer, conversation):
+    if doc is None:
         raise NotFound("conversation not found")
+    conversation = Conversation.from_doc(doc)
+    require_readable(viewer, conversation)
     return conversation
+
+
+def require_readable(viewer: User, conversation: Conversation) -> None:
+    """NOT_FOUND unless `viewer` may read `conversation`: the check a service makes on a
+    conversation handed to it, whoever loaded it."""
+    if not can_read(viewer, conversation):
+        raise NotFound("conversation not found")
 
 
 def filter_readable(viewer: User, conversations: Iterable[Conversation | None]) -> set[str]:
@@ -174,7 +182,7 @@ def readable_messages_filter(viewer: User) -> Document:
 
 
 def eligible_participants_filter(
-    viewer: User, kind: ConversationKind, company_id: str | None
+    viewer: User, kind: ConversationType, company_id: str | None
 ) -> Document:
     """A MongoDB filter on `users` selecting whom `viewer` may designate (SPEC §4).
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api.context import Info
-from graphql_api.pagination import notification_cursor
-from graphql_api.policy import can_read
-from schema.notification_types import NotificationType
-from schema.pagination import Connection, Edge, page_info
-
-NotificationConnection = Connection[NotificationType]
+from graphql_api.pagination import Page, notification_cursor
+from graphql_api.policy import filter_readable
+from schema.notification_types import Notification, NotificationConnection
+from schema.pagination import PageInfo, connection
 
 
 async def notifications(
@@ -27,22 +25,26 @@ async def notifications(
     conversations = await info.context.loaders.conversations.load_many(
         [n.conversation_id for n in items]
     )
-    visible = [
-        n
-        for n, c in zip(items, conversations, strict=True)
-        if c is not None and can_read(viewer, c)
-    ]
-    cursors = [notification_cursor(n.read_ms is None, n.id) for n in items]
-    return NotificationConnection(
-        edges=[
-            Edge(
-                cursor=notification_cursor(n.read_ms is None, n.id), node=NotificationType(record=n)
-            )
-            for n in visible
-        ],
-        # The page's cursors span what was read, shown or not, so the next page starts after it.
-        page_info=page_info(cursors, has_next, after is not None),
+    readable = filter_readable(viewer, conversations)
+    shown = Page(
+        items=[n for n in items if n.conversation_id in readable],
+        has_next_page=has_next,
+        has_previous_page=after is not None,
     )
+    result = connection(
+        shown,
+        cursor=lambda n: notification_cursor(n.read_ms is None, n.id),
+        node=lambda n: Notification(record=n),
+    )
+    # The page's cursors span what was read, shown or not, so the next page starts after it.
+    if items:
+        result.page_info = PageInfo(
+            has_next_page=has_next,
+            has_previous_page=after is not None,
+            start_cursor=notification_cursor(items[0].read_ms is None, items[0].id),
+            end_cursor=notification_cursor(items[-1].read_ms is None, items[-1].id),
+        )
+    return result
 
 
 async def mark_notifications_read(info: Info, ids: list[strawberry.ID] | None = None) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from graphql_api.conversations.models import COMPANY_KINDS, ConversationType
+from graphql_api.directory.models import Company
 from graphql_api.errors import BadUserInput
 from graphql_api.rich_text import html_to_text, sanitize_html
 from graphql_api.text import UNSAFE_CHARACTERS, require_unicode
@@ -82,3 +84,16 @@ def clean_client_message_id(value: str | None) -> str | None:
             field="clientMessageId",
         )
     return value
+
+
+def check_company_for_kind(kind: ConversationType, company: Company | None) -> None:
+    """COMPANY and CONFIDENTIAL conversations need a company; PRIVATE ones have none."""
+    if kind in COMPANY_KINDS and company is None:
+        raise BadUserInput(
+            f"companyId is required for a {kind.value} conversation", field="companyId"
+        )
+    if kind not in COMPANY_KINDS and company is not None:
+        raise BadUserInput(
+            "a PRIVATE conversation is not linked to a company: omit companyId",
+            field="companyId",
+        )

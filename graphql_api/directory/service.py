@@ -14,8 +14,7 @@ from pymongo import ReturnDocument
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
 from graphql_api.errors import BadUserInput, NotFound
-from graphql_api.ids import parse_id
-from graphql_api.policy import can_see_company, visible_companies_filter
+from graphql_api.policy import visible_companies_filter
 from graphql_api.text import require_unicode
 
 MAX_SEARCH_LENGTH = 100
@@ -68,26 +67,14 @@ class Directory:
             companies = [c for c in companies if c.id in viewer.favorite_company_ids]
         return companies
 
-    async def visible_company(self, viewer: User, company_id: str) -> Company:
-        """The company with that id if the viewer may see it, else NOT_FOUND."""
-        oid = parse_id(company_id, "company")
-        doc = await self.db.companies.find_one({"_id": oid, "firm_id": viewer.firm_id})
-        company = Company.from_doc(doc) if doc else None
-        if company is None or not can_see_company(viewer, company):
-            raise NotFound("company not found")
-        return company
-
-    async def add_favorite(self, viewer: User, company_id: str) -> tuple[Company, User]:
-        company = await self.visible_company(viewer, company_id)
-        return company, await self._update_favorites(
+    async def add_favorite(self, viewer: User, company: Company) -> User:
+        """Add `company` (one the policy lets the viewer see) to the viewer's favorites."""
+        return await self._update_favorites(
             viewer, {"$addToSet": {"favorite_company_ids": company.id}}
         )
 
-    async def remove_favorite(self, viewer: User, company_id: str) -> tuple[Company, User]:
-        company = await self.visible_company(viewer, company_id)
-        return company, await self._update_favorites(
-            viewer, {"$pull": {"favorite_company_ids": company.id}}
-        )
+    async def remove_favorite(self, viewer: User, company: Company) -> User:
+        return await self._update_favorites(viewer, {"$pull": {"favorite_company_ids": company.id}})
 
     async def _update_favorites(self, viewer: User, update: Document) -> User:
         doc = await self.db.users.find_one_and_update(
