@@ -57,7 +57,7 @@ from bench.common import Server, running_server, tcp_sockets
 from graphql_api.conversations.models import (
     COMPANY_KINDS,
     Conversation,
-    ConversationKind,
+    ConversationType,
     Message,
 )
 from graphql_api.conversations.read_marks import read_mark_id
@@ -182,7 +182,7 @@ class PlannedUser:
 
 @dataclass
 class PlannedConversation:
-    kind: ConversationKind
+    kind: ConversationType
     company: int | None
     creator: int
     others: list[int]
@@ -249,7 +249,7 @@ def plan(scale: Scale, seed: int = 7) -> Plan:
     # 0: the history conversation, the reader with a colleague and a client of its company.
     conversations = [
         PlannedConversation(
-            ConversationKind.COMPANY,
+            ConversationType.COMPANY,
             history_company,
             reader,
             [practitioners[1], *clients_of[history_company][:1]],
@@ -261,7 +261,7 @@ def plan(scale: Scale, seed: int = 7) -> Plan:
     fanout_others += practitioners[2 : 2 + scale.fanout_participants - 1 - len(fanout_others)]
     conversations.append(
         PlannedConversation(
-            ConversationKind.COMPANY,
+            ConversationType.COMPANY,
             fanout_company,
             practitioners[1],
             fanout_others,
@@ -271,14 +271,14 @@ def plan(scale: Scale, seed: int = 7) -> Plan:
     # 2: the sentinel's conversation (see `Sentinel`), between two practitioners nobody else
     # writes to during the measurements.
     author, watcher = practitioners[-2], practitioners[-1]
-    conversations.append(PlannedConversation(ConversationKind.PRIVATE, None, author, [watcher]))
-    kinds = [ConversationKind.COMPANY] * 2 + [
-        ConversationKind.CONFIDENTIAL,
-        ConversationKind.PRIVATE,
+    conversations.append(PlannedConversation(ConversationType.PRIVATE, None, author, [watcher]))
+    kinds = [ConversationType.COMPANY] * 2 + [
+        ConversationType.CONFIDENTIAL,
+        ConversationType.PRIVATE,
     ]
     while len(conversations) < scale.conversations:
         kind = rng.choice(kinds)
-        if kind is ConversationKind.PRIVATE:
+        if kind is ConversationType.PRIVATE:
             creator = rng.choice(others_than_reader)
             if users[creator].kind is UserKind.PRACTITIONER:
                 pool = others_than_reader
@@ -345,8 +345,8 @@ def _choose_reader_access(
     users[reader].favorites = sorted(favorites)
     # Top up: PRIVATE ones first (anyone may designate a practitioner), then company ones.
     missing = target - len(readable)
-    order = [i for i, c in enumerate(conversations) if c.kind is ConversationKind.PRIVATE]
-    order += [i for i, c in enumerate(conversations) if c.kind is not ConversationKind.PRIVATE]
+    order = [i for i, c in enumerate(conversations) if c.kind is ConversationType.PRIVATE]
+    order += [i for i, c in enumerate(conversations) if c.kind is not ConversationType.PRIVATE]
     for i in order:
         if missing <= 0:
             break

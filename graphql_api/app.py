@@ -32,7 +32,7 @@ from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.cors import setup_cors
 from graphql_api.database import connect, database_of
-from graphql_api.errors import ApiError, RequestTimeout
+from graphql_api.errors import ApiError, Forbidden, InternalError, RequestTimeout, error_response
 from graphql_api.http_errors import json_errors_middleware
 from graphql_api.http_security import (
     add_security_headers,
@@ -83,17 +83,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         log.exception(
             "unexpected error (request %s) on %s %s", request_id, request.method, request.path
         )
-        return web.json_response(
-            {
-                "error": {
-                    "code": "INTERNAL_SERVER_ERROR",
-                    "message": f"Internal server error (request id {request_id}).",
-                    "requestId": request_id,
-                }
-            },
-            status=500,
-            headers={"X-Request-Id": request_id},
-        )
+        return error_response(InternalError(request_id), **{"X-Request-Id": request_id})
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
     return response
@@ -176,9 +166,7 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             if not _origin_allowed(request, self.settings):
                 # Browsers send cookies, never our bearer token, on a WebSocket; refusing
                 # foreign origins still stops cross-site pages from even opening one.
-                return web.json_response(
-                    {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
-                )
+                return error_response(Forbidden("origin not allowed"))
             with metrics.websocket_open():
                 return await super().__call__(request)
         # The whole request has a deadline, loading the viewer included: past it, its work is

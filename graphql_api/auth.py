@@ -143,10 +143,6 @@ class TokenService:
             raise Unauthenticated("token is invalid")
         return subject, int(expires)
 
-    def verify_header(self, header: str | None) -> str:
-        """The user id of an `Authorization: Bearer <token>` header value."""
-        return self.header_claims(header)[0]
-
     def header_claims(self, header: str | None, source: str = HTTP_CREDENTIAL) -> tuple[str, int]:
         """(user id, expiry) of an `Authorization: Bearer <token>` value; `source` names where
         the client puts it, so that the message says what to fix (a WebSocket client sets no

@@ -30,6 +30,7 @@ from graphql_api.directory.models import Company, User
 from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unauthenticated
 from graphql_api.ids import try_parse_id
 from graphql_api.pagination import Page
+from graphql_api.policy import can_read, can_see_company
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -189,6 +190,21 @@ class Context:
         if self.request is not None:
             return str(self.request.url.origin())
         return f"http://{self.services.settings.host}:{self.services.settings.port}"
+
+    async def readable_conversation(self, conversation_id: object) -> Conversation | None:
+        """The conversation with that id if the viewer may read it (`policy.can_read`), through
+        the operation's loader: a guard and the resolver after it share one query."""
+        viewer = self.viewer  # no database work for a request without a valid token
+        oid = try_parse_id(conversation_id)
+        found = await self.loaders.conversations.load(oid) if oid else None
+        return found if found is not None and can_read(viewer, found) else None
+
+    async def visible_company(self, company_id: object) -> Company | None:
+        """The company with that id if the viewer may see it (`policy.can_see_company`)."""
+        viewer = self.viewer
+        oid = try_parse_id(company_id)
+        found = await self.loaders.companies.load(oid) if oid else None
+        return found if found is not None and can_see_company(viewer, found) else None
 
     def fresh_loaders(self) -> Loaders:
         self.loaders = Loaders.build(self.services, lambda: self.viewer)

@@ -1,4 +1,4 @@
-"""Opaque cursors and page sizes for the Relay connections.
+"""Pages, opaque cursors and page sizes for the Relay connections.
 
 A cursor is URL-safe base64 of `<kind>:<value>`; anything else a client sends is BAD_USER_INPUT.
 Page sizes default to 20 and are clamped to 100; a negative size is BAD_USER_INPUT.
@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """A page of a list, and whether there is more on either side."""
+    """One page of a list, in the order the client reads it."""
 
     items: list[T]
     has_next_page: bool

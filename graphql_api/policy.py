@@ -1,12 +1,20 @@
-"""The one access policy (SPEC §3): who may read (and so reply to) a conversation, and who may be
-designated as a participant.
+"""The one access policy: every rule of who may see, read, write or designate what.
 
-Every path that reads a conversation comes here: the inbox list uses `readable_branches` (MongoDB
-filters whose union is `readable_filter`), single reads and replies use `fetch_readable` (fetch,
-check, and the same NOT_FOUND for missing and forbidden), subscriptions and downloads call
-`can_read` per event and per request, the notification list and `markNotificationsRead` use
-`readable_notifications_filter`. A property test proves the filters and `can_read` agree on
-generated users and conversations.
+Each rule comes in the forms its callers need, Zulip-style: a pure predicate on loaded records, a
+fetch-check-raise helper that answers the same NOT_FOUND for missing and forbidden (an id never
+reveals that it exists), and a bulk or MongoDB-filter form for lists and events. Nothing outside
+this module decides access; `schema/permissions.py` names these rules on the schema's fields.
+
+- Companies (SPEC §2): `can_see_company`, `visible_companies_filter`, `visible_company_ids_of`,
+  `can_see_favorites_of`.
+- Conversations (SPEC §3): `can_read`, `readable_branches` / `readable_filter`,
+  `fetch_readable`, `require_readable`, `filter_readable`; for notifications of conversations,
+  `readable_notifications_filter`.
+- Messages: `can_read_message`, `readable_messages_filter` — the per-message rule beside the
+  per-conversation one (today every message of a readable conversation is readable).
+- Designation (SPEC §4): `eligible_participants_filter`.
+- Attachments (SPEC §7): `can_download`.
+A property test proves the filters and the predicates agree on generated users and records.
 
 The rule, per conversation type, for a viewer of the conversation's firm:
 - participants may read, except that a client reads a company conversation (COMPANY or
@@ -22,11 +30,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationKind
+from graphql_api.attachments.store import Attachment, AttachmentState
+from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationType, Message
 from graphql_api.database import Db, Document
-from graphql_api.directory.models import User, UserKind
+from graphql_api.directory.models import Company, User, UserKind
 from graphql_api.errors import NotFound
 from graphql_api.ids import parse_id
+
+# -- companies and people (SPEC §2) ------------------------------------------------------------
+
+
+def can_see_company(viewer: User, company: Company) -> bool:
+    """A practitioner sees every company of its firm; a client only its own (clients never
+    discover the firm's other client files). The same rule gates which favorites it may pick."""
+    if company.firm_id != viewer.firm_id:
+        return False
+    return viewer.is_practitioner or company.id in viewer.company_ids
+
+
+def visible_companies_filter(viewer: User) -> Document:
+    """`can_see_company` as a MongoDB filter on `companies`."""
+    if viewer.is_practitioner:
+        return {"firm_id": viewer.firm_id}
+    return {"firm_id": viewer.firm_id, "_id": {"$in": sorted(viewer.company_ids)}}
+
+
+def visible_company_ids_of(viewer: User, user: User) -> frozenset[str]:
+    """The companies of `user` that `viewer` may learn it belongs to: a client sees another
+    client's companies only where it belongs too."""
+    if viewer.is_client and viewer.id != user.id:
+        return user.company_ids & viewer.company_ids
+    return user.company_ids
+
+
+def can_see_favorites_of(viewer: User, user: User) -> bool:
+    """Favorites are private to their owner."""
+    return viewer.id == user.id
+
+
+# -- conversations (SPEC §3) -------------------------------------------------------------------
 
 
 def can_read(viewer: User, conversation: Conversation) -> bool:
@@ -38,23 +80,23 @@ def can_read(viewer: User, conversation: Conversation) -> bool:
         if viewer.is_client and conversation.type in COMPANY_KINDS:
             return company in viewer.company_ids
         return True
-    if conversation.type is ConversationKind.PRIVATE or company not in viewer.favorite_company_ids:
+    if conversation.type is ConversationType.PRIVATE or company not in viewer.favorite_company_ids:
         return False
     if viewer.is_practitioner:
         return True
     return (
-        conversation.type is ConversationKind.COMPANY
+        conversation.type is ConversationType.COMPANY
         and conversation.client_visible
         and company in viewer.company_ids
     )
 
 
 def is_client_visible(
-    kind: ConversationKind, company_id: str | None, participants: Iterable[User]
+    kind: ConversationType, company_id: str | None, participants: Iterable[User]
 ) -> bool:
     """Whether a COMPANY conversation is client-visible: decided once, when its participants are
     designated, from whether one of them is a client with the company in its favorites."""
-    return kind is ConversationKind.COMPANY and any(
+    return kind is ConversationType.COMPANY and any(
         user.is_client and company_id in user.favorite_company_ids for user in participants
     )
 
@@ -81,11 +123,11 @@ def readable_branches(viewer: User) -> list[Document]:
             },
         ]
     return [
-        {**firm, "participant_ids": viewer.id, "type": {"$eq": ConversationKind.PRIVATE.value}},
+        {**firm, "participant_ids": viewer.id, "type": {"$eq": ConversationType.PRIVATE.value}},
         {**firm, "participant_ids": viewer.id, "company_id": {"$in": sorted(viewer.company_ids)}},
         {
             **firm,
-            "type": {"$eq": ConversationKind.COMPANY.value},
+            "type": {"$eq": ConversationType.COMPANY.value},
             "client_visible": {"$eq": True},
             "company_id": {"$in": sorted(viewer.favorite_company_ids & viewer.company_ids)},
         },
@@ -118,14 +160,46 @@ async def fetch_readable(db: Db, viewer: User, conversation_id: object) -> Conve
     malformed, another firm's or forbidden, so that an id never reveals that it exists."""
     oid = parse_id(conversation_id, "conversation")
     doc = await db.conversations.find_one({"_id": oid, "firm_id": viewer.firm_id})
-    conversation = Conversation.from_doc(doc) if doc else None
-    if conversation is None or not can_read(viewer, conversation):
+    if doc is None:
         raise NotFound("conversation not found")
+    conversation = Conversation.from_doc(doc)
+    require_readable(viewer, conversation)
     return conversation
 
 
+def require_readable(viewer: User, conversation: Conversation) -> None:
+    """NOT_FOUND unless `viewer` may read `conversation`: the check a service makes on a
+    conversation handed to it, whoever loaded it."""
+    if not can_read(viewer, conversation):
+        raise NotFound("conversation not found")
+
+
+def filter_readable(viewer: User, conversations: Iterable[Conversation | None]) -> set[str]:
+    """The ids of the conversations among `conversations` that `viewer` may read (bulk form for
+    lists and events; None stands for a conversation that no longer exists)."""
+    return {c.id for c in conversations if c is not None and can_read(viewer, c)}
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def can_read_message(viewer: User, conversation: Conversation, message: Message) -> bool:
+    """Whether `viewer` may read `message` of `conversation`: the per-message rule, applied on
+    top of the conversation's. Every message of a readable conversation is readable today."""
+    return message.conversation_id == conversation.id and can_read(viewer, conversation)
+
+
+def readable_messages_filter(viewer: User) -> Document:
+    """The per-message rule as a MongoDB filter on `messages`, to add to a query on one
+    readable conversation's history (nothing to add today)."""
+    return {}
+
+
+# -- designation (SPEC §4) ---------------------------------------------------------------------
+
+
 def eligible_participants_filter(
-    viewer: User, kind: ConversationKind, company_id: str | None
+    viewer: User, kind: ConversationType, company_id: str | None
 ) -> Document:
     """A MongoDB filter on `users` selecting whom `viewer` may designate (SPEC §4).
 
@@ -142,3 +216,26 @@ def eligible_participants_filter(
     else:
         others = {"kind": UserKind.CLIENT.value, "company_ids": {"$in": sorted(viewer.company_ids)}}
     return {"firm_id": viewer.firm_id, "_id": {"$nin": [viewer.id]}, "$or": [practitioners, others]}
+
+
+# -- attachments (SPEC §7) ---------------------------------------------------------------------
+
+
+async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
+    """An attached file is readable with its message; a pending upload only by its uploader; a
+    file still uploading by nobody."""
+    if attachment.firm_id != viewer.firm_id:
+        return False
+    if attachment.state is AttachmentState.PENDING:
+        return attachment.uploader_id == viewer.id
+    attached = (AttachmentState.CLAIMED, AttachmentState.ATTACHED)
+    if attachment.state not in attached or attachment.conversation_id is None:
+        return False
+    try:
+        conversation = await fetch_readable(db, viewer, attachment.conversation_id)
+    except NotFound:
+        return False
+    doc = await db.messages.find_one(
+        {"conversation_id": {"$eq": conversation.id}, "_id": {"$eq": attachment.message_id}}
+    )
+    return doc is not None and can_read_message(viewer, conversation, Message.from_doc(doc))

@@ -1,33 +1,51 @@
-"""Resolvers of the conversation part of the contract."""
+"""Resolvers of the conversation part of the contract: parse, call the service, map to a type.
+
+The field's guard (`schema.permissions`) has already checked the conversation or company an
+argument names, through the operation's loaders; the resolver reads it from there.
+"""
 
 from __future__ import annotations
 
 import strawberry
 
 from graphql_api.context import Info
+from graphql_api.conversations import models
+from graphql_api.directory.models import Company as CompanyRecord
 from graphql_api.errors import NotFound
 from graphql_api.pagination import activity_cursor
 from schema.conversation_inputs import CreateConversationInput, SendMessageInput
-from schema.conversation_types import ConversationType, ConversationTypeEnum, MessageType
-from schema.directory_types import UserType
-from schema.pagination import Connection, Edge, page_info
+from schema.conversation_types import Conversation, ConversationConnection, Message
+from schema.directory_types import User
+from schema.enums import ConversationType
+from schema.pagination import connection
 
-ConversationConnection = Connection[ConversationType]
+
+async def _readable(info: Info, conversation_id: object) -> models.Conversation:
+    found = await info.context.readable_conversation(conversation_id)
+    if found is None:
+        raise NotFound("conversation not found")
+    return found
 
 
-async def conversation(info: Info, id: strawberry.ID) -> ConversationType | None:
-    try:
-        found = await info.context.services.conversations.get(info.context.viewer, id)
-    except NotFound:
-        return None  # the contract: null, alike for absent and unreadable ids
-    return ConversationType(record=found)
+async def _company(info: Info, company_id: object | None) -> CompanyRecord | None:
+    if company_id is None:
+        return None
+    found = await info.context.visible_company(company_id)
+    if found is None:
+        raise NotFound("company not found")
+    return found
+
+
+async def conversation(info: Info, id: strawberry.ID) -> Conversation | None:
+    found = await info.context.readable_conversation(id)
+    return Conversation(record=found) if found else None
 
 
 async def conversations(
     info: Info,
     first: int | None = None,
     after: str | None = None,
-    type: ConversationTypeEnum | None = None,
+    type: ConversationType | None = None,
     company_id: strawberry.ID | None = None,
     unread_only: bool | None = False,
 ) -> ConversationConnection:
@@ -35,59 +53,56 @@ async def conversations(
         info.context.viewer,
         first=first,
         after=after,
-        kind=type.to_domain() if type else None,
+        kind=type,
         company_id=company_id,
         unread_only=bool(unread_only),
     )
-    cursors = [activity_cursor(c.last_activity_ms, c.id) for c in page.items]
-    return ConversationConnection(
-        edges=[
-            Edge(cursor=cur, node=ConversationType(record=c))
-            for cur, c in zip(cursors, page.items, strict=True)
-        ],
-        page_info=page_info(cursors, page.has_next_page, page.has_previous_page),
+    return connection(
+        page,
+        cursor=lambda c: activity_cursor(c.last_activity_ms, c.id),
+        node=lambda c: Conversation(record=c),
     )
 
 
 async def eligible_participants(
     info: Info,
-    type: ConversationTypeEnum,
+    type: ConversationType,
     company_id: strawberry.ID | None = None,
     search: str | None = None,
-) -> list[UserType]:
+) -> list[User]:
     users = await info.context.services.conversations.eligible_participants(
-        info.context.viewer, type.to_domain(), company_id, search
+        info.context.viewer, type, await _company(info, company_id), search
     )
-    return [UserType(record=u) for u in users]
+    return [User(record=u) for u in users]
 
 
-async def create_conversation(info: Info, input: CreateConversationInput) -> ConversationType:
+async def create_conversation(info: Info, input: CreateConversationInput) -> Conversation:
     created = await info.context.services.conversations.create(
         info.context.viewer,
-        kind=input.type.to_domain(),
-        company_id=input.company_id,
+        kind=input.type,
+        company=await _company(info, input.company_id),
         participant_ids=list(input.participant_ids),
         subject=input.subject,
         body=input.body,
         attachment_ids=list(input.attachment_ids or []),
         client_message_id=input.client_message_id,
     )
-    return ConversationType(record=created)
+    return Conversation(record=created)
 
 
-async def send_message(info: Info, input: SendMessageInput) -> MessageType:
+async def send_message(info: Info, input: SendMessageInput) -> Message:
     message = await info.context.services.conversations.send(
         info.context.viewer,
-        conversation_id=input.conversation_id,
+        conversation=await _readable(info, input.conversation_id),
         body=input.body,
         attachment_ids=list(input.attachment_ids or []),
         client_message_id=input.client_message_id,
     )
-    return MessageType(record=message)
+    return Message(record=message)
 
 
-async def mark_conversation_read(info: Info, conversation_id: strawberry.ID) -> ConversationType:
+async def mark_conversation_read(info: Info, conversation_id: strawberry.ID) -> Conversation:
     found = await info.context.services.conversations.mark_read(
-        info.context.viewer, conversation_id
+        info.context.viewer, await _readable(info, conversation_id)
     )
-    return ConversationType(record=found)
+    return Conversation(record=found)

@@ -5,33 +5,40 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api.context import Info
-from schema.directory_types import CompanyType, UserType
+from graphql_api.directory.models import Company as CompanyRecord
+from graphql_api.errors import NotFound
+from schema.directory_types import Company, User
 
 
-def viewer(info: Info) -> UserType:
-    return UserType(record=info.context.viewer)
+def viewer(info: Info) -> User:
+    return User(record=info.context.viewer)
 
 
 async def companies(
     info: Info, search: str | None = None, favorites_only: bool | None = False
-) -> list[CompanyType]:
+) -> list[Company]:
     found = await info.context.services.directory.companies(
         info.context.viewer, search=search, favorites_only=bool(favorites_only)
     )
-    return [CompanyType(record=c) for c in found]
+    return [Company(record=c) for c in found]
 
 
-async def add_favorite_company(info: Info, company_id: strawberry.ID) -> CompanyType:
-    company, viewer = await info.context.services.directory.add_favorite(
-        info.context.viewer, company_id
-    )
+async def _visible(info: Info, company_id: strawberry.ID) -> CompanyRecord:
+    found = await info.context.visible_company(company_id)
+    if found is None:
+        raise NotFound("company not found")
+    return found
+
+
+async def add_favorite_company(info: Info, company_id: strawberry.ID) -> Company:
+    company = await _visible(info, company_id)
+    viewer = await info.context.services.directory.add_favorite(info.context.viewer, company)
     info.context.replace_viewer(viewer)
-    return CompanyType(record=company)
+    return Company(record=company)
 
 
-async def remove_favorite_company(info: Info, company_id: strawberry.ID) -> CompanyType:
-    company, viewer = await info.context.services.directory.remove_favorite(
-        info.context.viewer, company_id
-    )
+async def remove_favorite_company(info: Info, company_id: strawberry.ID) -> Company:
+    company = await _visible(info, company_id)
+    viewer = await info.context.services.directory.remove_favorite(info.context.viewer, company)
     info.context.replace_viewer(viewer)
-    return CompanyType(record=company)
+    return Company(record=company)

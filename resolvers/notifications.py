@@ -5,12 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api.context import Info
-from graphql_api.pagination import notification_cursor
-from graphql_api.policy import can_read
-from schema.notification_types import NotificationType
-from schema.pagination import Connection, Edge, page_info
-
-NotificationConnection = Connection[NotificationType]
+from graphql_api.pagination import Page, notification_cursor
+from graphql_api.policy import filter_readable
+from schema.notification_types import Notification, NotificationConnection
+from schema.pagination import connection
 
 
 async def notifications(
@@ -30,18 +28,16 @@ async def notifications(
     conversations = await info.context.loaders.conversations.load_many(
         [n.conversation_id for n in items]
     )
-    visible = [
-        n
-        for n, c in zip(items, conversations, strict=True)
-        if c is not None and can_read(viewer, c)
-    ]
-    edges = [
-        Edge(cursor=notification_cursor(n.read_ms is None, n.id), node=NotificationType(record=n))
-        for n in visible
-    ]
-    return NotificationConnection(
-        edges=edges,
-        page_info=page_info([edge.cursor for edge in edges], has_next, after is not None),
+    readable = filter_readable(viewer, conversations)
+    shown = Page(
+        items=[n for n in items if n.conversation_id in readable],
+        has_next_page=has_next,
+        has_previous_page=after is not None,
+    )
+    return connection(
+        shown,
+        cursor=lambda n: notification_cursor(n.read_ms is None, n.id),
+        node=lambda n: Notification(record=n),
     )
 
 

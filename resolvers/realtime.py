@@ -37,8 +37,9 @@ from graphql_api.realtime.events import (
     user_topic,
 )
 from graphql_api.realtime.hub import SLOW_CONSUMER_CLOSE_CODE, SLOW_CONSUMER_REASON, Subscriber
-from schema.conversation_types import ConversationType, MessageType
-from schema.notification_types import NotificationType
+from schema.conversation_types import Conversation as ConversationNode
+from schema.conversation_types import Message as MessageNode
+from schema.notification_types import Notification as NotificationNode
 
 REPLAY_BATCH = 100
 GAP_WAIT_SECONDS = 1.0
@@ -75,7 +76,7 @@ async def _listening(context: Context, topics: Iterable[Topic]) -> AsyncIterator
 
 async def message_added(
     info: Info, conversation_id: strawberry.ID, after: str | None = None
-) -> AsyncGenerator[MessageType, None]:
+) -> AsyncGenerator[MessageNode, None]:
     context = info.context
     service = context.services.conversations
     conversation = await service.get(context.viewer, conversation_id)
@@ -153,12 +154,12 @@ async def _messages_after(
             return
 
 
-def _message_for(context: Context, message: Message) -> MessageType:
+def _message_for(context: Context, message: Message) -> MessageNode:
     context.fresh_loaders()
-    return MessageType(record=message)
+    return MessageNode(record=message)
 
 
-async def notification_added(info: Info) -> AsyncGenerator[NotificationType, None]:
+async def notification_added(info: Info) -> AsyncGenerator[NotificationNode, None]:
     context = info.context
     viewer = context.viewer
     async with _listening(context, [user_topic(viewer.id)]) as subscriber:
@@ -169,10 +170,10 @@ async def notification_added(info: Info) -> AsyncGenerator[NotificationType, Non
                 loaders = context.fresh_loaders()
                 conversation = await loaders.conversations.load(event.notification.conversation_id)
                 if conversation is not None and can_read(viewer, conversation):
-                    yield NotificationType(record=event.notification)
+                    yield NotificationNode(record=event.notification)
 
 
-async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
+async def inbox_updated(info: Info) -> AsyncGenerator[ConversationNode, None]:
     context = info.context
     viewer = context.viewer
     topics = [firm_topic(viewer.firm_id), user_topic(viewer.id)]
@@ -192,4 +193,4 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
                 )
             if conversation is not None and can_read(viewer, conversation):
                 context.fresh_loaders()
-                yield ConversationType(record=conversation)
+                yield ConversationNode(record=conversation)

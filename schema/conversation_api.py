@@ -5,46 +5,50 @@ from __future__ import annotations
 import strawberry
 
 from resolvers import conversations as resolve
-from schema.conversation_types import ConversationType, MessageType
-from schema.directives import AccessPolicy, guarded
-from schema.directory_types import UserType
-
-READ = guarded(AccessPolicy.READ_CONVERSATION)
-DESIGNATE = guarded(AccessPolicy.DESIGNATE_PARTICIPANTS)
+from schema.conversation_types import Conversation, ConversationConnection, Message
+from schema.directory_types import User
+from schema.permissions import (
+    DesignateParticipants,
+    ReadableConversations,
+    ReadConversation,
+    guarded,
+)
 
 
 @strawberry.type
 class ConversationQuery:
-    conversation: ConversationType | None = strawberry.field(
+    conversation: Conversation | None = strawberry.field(
         resolver=resolve.conversation,
         description="A conversation the viewer may read; null when absent or not readable.",
-        **READ,
+        **guarded(ReadConversation, silent=True),
     )
-    conversations: resolve.ConversationConnection = strawberry.field(
+    conversations: ConversationConnection = strawberry.field(
         resolver=resolve.conversations,
         description="The inbox: readable conversations by last activity, newest first.",
-        **READ,
+        **guarded(ReadableConversations),
     )
-    eligible_participants: list[UserType] = strawberry.field(
+    eligible_participants: list[User] = strawberry.field(
         resolver=resolve.eligible_participants,
         description="Exactly the users the viewer may designate for such a conversation "
         "(at most 200, by name; narrow with `search` on name or email).",
-        **DESIGNATE,
+        **guarded(DesignateParticipants),
     )
 
 
 @strawberry.type
 class ConversationMutation:
-    create_conversation: ConversationType = strawberry.mutation(
+    create_conversation: Conversation = strawberry.mutation(
         resolver=resolve.create_conversation,
         description="Send a new message: creates the conversation and its first message.",
-        **DESIGNATE,
+        **guarded(DesignateParticipants),
     )
-    send_message: MessageType = strawberry.mutation(
+    send_message: Message = strawberry.mutation(
         resolver=resolve.send_message,
         description="Reply to a readable conversation.",
-        **READ,
+        **guarded(ReadConversation),
     )
-    mark_conversation_read: ConversationType = strawberry.mutation(
-        resolver=resolve.mark_conversation_read, **READ
+    mark_conversation_read: Conversation = strawberry.mutation(
+        resolver=resolve.mark_conversation_read,
+        description="Move the viewer's read mark to the conversation's newest message.",
+        **guarded(ReadConversation),
     )

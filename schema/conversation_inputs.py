@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.conversation_types import ConversationTypeEnum
+from schema.enums import ConversationType
 
 
 @strawberry.input
 class CreateConversationInput:
-    type: ConversationTypeEnum
+    type: ConversationType
     company_id: strawberry.ID | None = None
     participant_ids: list[strawberry.ID]
     subject: str

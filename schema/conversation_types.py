@@ -1,63 +1,41 @@
-"""`Conversation`, `Message` and `Attachment` as the contract shapes them (SPEC §9).
+"""`Conversation`, `Message` and `Attachment` as the contract shapes them (SPEC §9), with their
+connections.
 
-A `ConversationType` is only ever built from a conversation the policy let the viewer read; the
-fields that reach further (history, last message) are guarded again by `@access`.
+A `Conversation` is only ever built from a conversation the policy let the viewer read; the
+fields that reach further (history, last message, unread count) are guarded again by
+`@access(policy: READ_CONVERSATION)`. Domain records are `models.*` and `store.Attachment`.
 """
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import strawberry
 
-from graphql_api.attachments.store import Attachment
+from graphql_api.attachments import store
 from graphql_api.context import Info
 from graphql_api.conversations import models
 from graphql_api.conversations.history import HistoryRequest
-from graphql_api.directory.models import User, UserKind
+from graphql_api.directory.models import former_user
 from graphql_api.errors import NotFound
 from graphql_api.pagination import message_cursor
-from schema.directives import AccessPolicy, guarded
-from schema.directory_types import CompanyType, UserType
-from schema.pagination import Connection, Edge, page_info
+from schema.directory_types import Company, User
+from schema.enums import ConversationType
+from schema.pagination import Connection, connection
+from schema.permissions import ReadConversation, guarded
 
 
-@strawberry.enum(name="ConversationType")
-class ConversationTypeEnum(enum.Enum):
-    COMPANY = "COMPANY"
-    CONFIDENTIAL = "CONFIDENTIAL"
-    PRIVATE = "PRIVATE"
-
-    def to_domain(self) -> models.ConversationKind:
-        return models.ConversationKind(self.value)
-
-
-def _former_user(user_id: str, firm_id: str) -> User:
-    """Stands in for an author or participant removed from the directory since."""
-    return User(
-        id=user_id,
-        firm_id=firm_id,
-        key="",
-        kind=UserKind.PRACTITIONER,
-        name="Former user",
-        email="",
-        company_ids=frozenset(),
-        favorite_company_ids=frozenset(),
-    )
-
-
-async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[UserType]:
+async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[User]:
     found = await info.context.loaders.users.load_many(ids)
     return [
-        UserType(record=user or _former_user(user_id, firm_id))
+        User(record=user or former_user(user_id, firm_id))
         for user_id, user in zip(ids, found, strict=True)
     ]
 
 
-@strawberry.type(name="Attachment")
-class AttachmentType:
-    record: strawberry.Private[Attachment]
+@strawberry.type
+class Attachment:
+    record: strawberry.Private[store.Attachment]
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -84,8 +62,8 @@ class AttachmentType:
         return context.services.url_signer.sign(context.base_url, self.record.id, context.viewer.id)
 
 
-@strawberry.type(name="Message")
-class MessageType:
+@strawberry.type
+class Message:
     record: strawberry.Private[models.Message]
 
     @property
@@ -106,14 +84,14 @@ class MessageType:
         return message_cursor(self.record.seq)
 
     @strawberry.field
-    async def conversation(self, info: Info) -> ConversationType:
+    async def conversation(self, info: Info) -> Conversation:
         conversation = await info.context.loaders.conversations.load(self.record.conversation_id)
         if conversation is None:
             raise NotFound("conversation not found")
-        return ConversationType(record=conversation)
+        return Conversation(record=conversation)
 
     @strawberry.field
-    async def author(self, info: Info) -> UserType:
+    async def author(self, info: Info) -> User:
         (author,) = await _load_users(info, [self.record.author_id], self.record.firm_id)
         return author
 
@@ -126,20 +104,20 @@ class MessageType:
         return self.record.body_text
 
     @strawberry.field
-    async def attachments(self, info: Info) -> list[AttachmentType]:
+    async def attachments(self, info: Info) -> list[Attachment]:
         found = await info.context.loaders.attachments.load_many(list(self.record.attachment_ids))
-        return [AttachmentType(record=a) for a in found if a is not None]
+        return [Attachment(record=a) for a in found if a is not None]
 
     @strawberry.field
     def created_at(self) -> datetime:
         return self.record.created_at
 
 
-MessageConnection = Connection[MessageType]
+MessageConnection = Connection[Message]
 
 
-@strawberry.type(name="Conversation")
-class ConversationType:
+@strawberry.type
+class Conversation:
     record: strawberry.Private[models.Conversation]
 
     @strawberry.field
@@ -147,26 +125,26 @@ class ConversationType:
         return strawberry.ID(self.record.id)
 
     @strawberry.field
-    def type(self) -> ConversationTypeEnum:
-        return ConversationTypeEnum(self.record.type.value)
+    def type(self) -> ConversationType:
+        return self.record.type
 
     @strawberry.field
-    async def company(self, info: Info) -> CompanyType | None:
+    async def company(self, info: Info) -> Company | None:
         if self.record.company_id is None:
             return None
         company = await info.context.loaders.companies.load(self.record.company_id)
-        return CompanyType(record=company) if company else None
+        return Company(record=company) if company else None
 
     @strawberry.field
     def subject(self) -> str:
         return self.record.subject
 
     @strawberry.field
-    async def participants(self, info: Info) -> list[UserType]:
+    async def participants(self, info: Info) -> list[User]:
         return await _load_users(info, list(self.record.participant_ids), self.record.firm_id)
 
     @strawberry.field
-    async def created_by(self, info: Info) -> UserType:
+    async def created_by(self, info: Info) -> User:
         (creator,) = await _load_users(info, [self.record.created_by], self.record.firm_id)
         return creator
 
@@ -185,25 +163,25 @@ class ConversationType:
     def client_visible(self) -> bool:
         return self.record.client_visible
 
-    @strawberry.field(**guarded(AccessPolicy.READ_CONVERSATION))
-    async def last_message(self, info: Info) -> MessageType | None:
+    @strawberry.field(**guarded(ReadConversation))
+    async def last_message(self, info: Info) -> Message | None:
         if self.record.last_message_id is None:
             return None
         message = await info.context.loaders.messages.load(
             (self.record.id, self.record.last_message_id)
         )
-        return MessageType(record=message) if message else None
+        return Message(record=message) if message else None
 
     @strawberry.field(
         description="Messages after the viewer's read mark that the viewer did not write.",
-        **guarded(AccessPolicy.READ_CONVERSATION),
+        **guarded(ReadConversation),
     )
     async def unread_count(self, info: Info) -> int:
         return await info.context.loaders.unread_counts.load(self.record)
 
     @strawberry.field(
         description="History, oldest first; without arguments the newest 50 messages.",
-        **guarded(AccessPolicy.READ_CONVERSATION),
+        **guarded(ReadConversation),
     )
     async def messages(
         self,
@@ -216,11 +194,9 @@ class ConversationType:
         page = await info.context.loaders.history_pages.load(
             HistoryRequest(self.record, first=first, after=after, last=last, before=before)
         )
-        cursors = [message_cursor(m.seq) for m in page.items]
-        return MessageConnection(
-            edges=[
-                Edge(cursor=c, node=MessageType(record=m))
-                for c, m in zip(cursors, page.items, strict=True)
-            ],
-            page_info=page_info(cursors, page.has_next_page, page.has_previous_page),
+        return connection(
+            page, cursor=lambda m: message_cursor(m.seq), node=lambda m: Message(record=m)
         )
+
+
+ConversationConnection = Connection[Conversation]

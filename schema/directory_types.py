@@ -1,8 +1,8 @@
 """`User` and `Company` as the contract shapes them (SPEC §9).
 
-Both are seen relative to the viewer: `Company.isFavorite` is the viewer's favorite flag; another
-user's `companies` are limited to companies the viewer may see, and another user's favorites are
-private to that user (an empty list).
+Both are seen relative to the viewer: `Company.isFavorite` is the viewer's favorite flag; what
+another user's `companies` and `favoriteCompanies` show is the policy's rule
+(`visible_company_ids_of`, `can_see_favorites_of`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import strawberry
 
 from graphql_api.context import Info
 from graphql_api.directory import models
+from graphql_api.policy import can_see_favorites_of, visible_company_ids_of
 from schema.enums import UserKind
 
 
-@strawberry.type(name="Company")
-class CompanyType:
+@strawberry.type
+class Company:
     record: strawberry.Private[models.Company]
 
     @strawberry.field
@@ -31,8 +32,8 @@ class CompanyType:
         return self.record.id in info.context.viewer.favorite_company_ids
 
 
-@strawberry.type(name="User")
-class UserType:
+@strawberry.type
+class User:
     record: strawberry.Private[models.User]
 
     @strawberry.field
@@ -54,21 +55,17 @@ class UserType:
     @strawberry.field(
         description="The companies the user is a client of (none for a practitioner)."
     )
-    async def companies(self, info: Info) -> list[CompanyType]:
-        viewer = info.context.viewer
-        ids = self.record.company_ids
-        if viewer.is_client and viewer.id != self.record.id:
-            ids = ids & viewer.company_ids  # clients never discover other client files
-        return await _load_companies(info, ids)
+    async def companies(self, info: Info) -> list[Company]:
+        return await _load_companies(info, visible_company_ids_of(info.context.viewer, self.record))
 
     @strawberry.field(description="The user's favorite companies; only the viewer's own are shown.")
-    async def favorite_companies(self, info: Info) -> list[CompanyType]:
-        if info.context.viewer.id != self.record.id:
+    async def favorite_companies(self, info: Info) -> list[Company]:
+        if not can_see_favorites_of(info.context.viewer, self.record):
             return []
         return await _load_companies(info, self.record.favorite_company_ids)
 
 
-async def _load_companies(info: Info, ids: frozenset) -> list[CompanyType]:
+async def _load_companies(info: Info, ids: frozenset) -> list[Company]:
     found = await info.context.loaders.companies.load_many(sorted(ids))
     companies = [c for c in found if c is not None]
-    return [CompanyType(record=c) for c in sorted(companies, key=lambda c: c.name.casefold())]
+    return [Company(record=c) for c in sorted(companies, key=lambda c: c.name.casefold())]

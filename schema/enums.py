@@ -1,9 +1,15 @@
-"""The contract's enums (SPEC §9)."""
+"""The contract's enums (SPEC §9): the domain's enums, registered as they are.
+
+One way to map an enum: the GraphQL enum *is* the domain enum (`strawberry.enum` on the domain
+class), so resolvers pass values through unchanged and names read the same on both sides.
+"""
 
 from __future__ import annotations
 
 import strawberry
 
-from graphql_api.directory.models import UserKind as DomainUserKind
+from graphql_api.conversations import models as conversation_models
+from graphql_api.directory import models as directory_models
 
-UserKind = strawberry.enum(DomainUserKind, name="UserKind")
+UserKind = strawberry.enum(directory_models.UserKind, name="UserKind")
+ConversationType = strawberry.enum(conversation_models.ConversationType, name="ConversationType")

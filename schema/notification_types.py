@@ -1,4 +1,9 @@
-"""`Notification` as the contract shapes it (SPEC §9)."""
+"""`Notification` as the contract shapes it (SPEC §9), with its connection.
+
+A notification is shown only while the viewer may read its conversation (the resolver filters
+the list with the policy's bulk form); its fields load the conversation and message again
+through the operation's loaders.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ import strawberry
 from graphql_api.context import Info
 from graphql_api.errors import NotFound
 from graphql_api.notifications import models
-from graphql_api.policy import can_read
-from schema.conversation_types import ConversationType, MessageType
+from graphql_api.policy import can_read_message
+from schema.conversation_types import Conversation, Message
+from schema.pagination import Connection
 
 
-@strawberry.type(name="Notification")
-class NotificationType:
+@strawberry.type
+class Notification:
     record: strawberry.Private[models.Notification]
 
     @strawberry.field
@@ -22,21 +28,23 @@ class NotificationType:
         return strawberry.ID(self.record.id)
 
     @strawberry.field
-    async def conversation(self, info: Info) -> ConversationType:
-        conversation = await info.context.loaders.conversations.load(self.record.conversation_id)
-        if conversation is None or not can_read(info.context.viewer, conversation):
+    async def conversation(self, info: Info) -> Conversation:
+        conversation = await info.context.readable_conversation(self.record.conversation_id)
+        if conversation is None:
             raise NotFound("conversation not found")
-        return ConversationType(record=conversation)
+        return Conversation(record=conversation)
 
     @strawberry.field
-    async def message(self, info: Info) -> MessageType:
-        await self.conversation(info)  # the message is readable exactly when its conversation is
+    async def message(self, info: Info) -> Message:
+        conversation = await self.conversation(info)
         message = await info.context.loaders.messages.load(
             (self.record.conversation_id, self.record.message_id)
         )
-        if message is None:
+        if message is None or not can_read_message(
+            info.context.viewer, conversation.record, message
+        ):
             raise NotFound("message not found")
-        return MessageType(record=message)
+        return Message(record=message)
 
     @strawberry.field
     def created_at(self) -> datetime:
@@ -45,3 +53,6 @@ class NotificationType:
     @strawberry.field
     def read_at(self) -> datetime | None:
         return self.record.read_at
+
+
+NotificationConnection = Connection[Notification]

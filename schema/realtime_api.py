@@ -6,19 +6,22 @@ import strawberry
 
 from resolvers import notifications as notify
 from resolvers import realtime
-from schema.conversation_types import ConversationType, MessageType
-from schema.directives import AccessPolicy, guarded
-from schema.notification_types import NotificationType
-
-READ = guarded(AccessPolicy.READ_CONVERSATION)
+from schema.conversation_types import Conversation, Message
+from schema.notification_types import Notification, NotificationConnection
+from schema.permissions import (
+    Authenticated,
+    ReadableConversations,
+    ReadConversationStream,
+    guarded,
+)
 
 
 @strawberry.type
 class NotificationQuery:
-    notifications: notify.NotificationConnection = strawberry.field(
+    notifications: NotificationConnection = strawberry.field(
         resolver=notify.notifications,
         description="The viewer's notifications: unread first, then newest first.",
-        **READ,
+        **guarded(ReadableConversations),
     )
 
 
@@ -28,25 +31,25 @@ class NotificationMutation:
         resolver=notify.mark_notifications_read,
         description="Mark the viewer's notifications read (all of them without ids); "
         "answers how many changed.",
-        **guarded(AccessPolicy.AUTHENTICATED),
+        **guarded(Authenticated),
     )
 
 
 @strawberry.type
 class Subscription:
-    message_added: MessageType = strawberry.subscription(
+    message_added: Message = strawberry.subscription(
         resolver=realtime.message_added,
         description="New messages of a readable conversation; with `after` (a message cursor) "
         "first the messages after it, then live, with no gap and no duplicate.",
-        **READ,
+        **guarded(ReadConversationStream),
     )
-    notification_added: NotificationType = strawberry.subscription(
+    notification_added: Notification = strawberry.subscription(
         resolver=realtime.notification_added,
-        description="The viewer's new notifications.",
-        **READ,
+        description="The viewer's new notifications, of conversations it may read.",
+        **guarded(ReadableConversations),
     )
-    inbox_updated: ConversationType = strawberry.subscription(
+    inbox_updated: Conversation = strawberry.subscription(
         resolver=realtime.inbox_updated,
         description="Readable conversations as they are created or get a message.",
-        **READ,
+        **guarded(ReadableConversations),
     )

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphql_api.conversations.inbox_query import readable_in_activity_order
-from graphql_api.conversations.models import Conversation, ConversationKind, Message
+from graphql_api.conversations.models import Conversation, ConversationType, Message
 from graphql_api.directory.models import User
 from graphql_api.notifications.service import notification_docs
 from graphql_api.policy import (
@@ -165,7 +165,7 @@ async def test_readable_notifications_filter_selects_exactly_what_can_read_allow
     records = [
         Conversation.from_doc(doc)
         for doc in generated.conversation_docs
-        if (doc["company_id"] is None) == (doc["type"] == ConversationKind.PRIVATE.value)
+        if (doc["company_id"] is None) == (doc["type"] == ConversationType.PRIVATE.value)
     ]
     notifications = [
         doc
@@ -204,7 +204,7 @@ def first_message(conversation: Conversation) -> Message:
 @given(
     world=worlds(),
     page=st.integers(min_value=1, max_value=4),
-    kind=st.sampled_from([None, *ConversationKind]),
+    kind=st.sampled_from([None, *ConversationType]),
     by_company=st.booleans(),
 )
 async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_order(
@@ -247,14 +247,14 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
         await generated.remove(db)
 
 
-def may_designate(viewer: User, candidate: User, kind: ConversationKind, company: str) -> bool:
+def may_designate(viewer: User, candidate: User, kind: ConversationType, company: str) -> bool:
     """SPEC §4, written out plainly: whom `viewer` may designate (the company is one the viewer
     may pick, which the service checks before it asks the policy)."""
     if candidate.firm_id != viewer.firm_id or candidate.id == viewer.id:
         return False
     if candidate.is_practitioner:
         return True
-    if kind in (ConversationKind.COMPANY, ConversationKind.CONFIDENTIAL):
+    if kind in (ConversationType.COMPANY, ConversationType.CONFIDENTIAL):
         return company in candidate.company_ids
     if viewer.is_practitioner:
         return True
@@ -265,7 +265,7 @@ def may_designate(viewer: User, candidate: User, kind: ConversationKind, company
 @given(
     users=users_strategy,
     viewer_index=st.integers(0, 6),
-    kind=st.sampled_from(list(ConversationKind)),
+    kind=st.sampled_from(list(ConversationType)),
     company=st.integers(0, COMPANIES - 1),
 )
 async def test_eligible_participants_filter_selects_exactly_whom_spec_allows(
@@ -276,7 +276,7 @@ async def test_eligible_participants_filter_selects_exactly_whom_spec_allows(
     try:
         records = generated.users
         viewer = records[viewer_index % len(records)]
-        company_id = None if kind is ConversationKind.PRIVATE else generated.companies[company]
+        company_id = None if kind is ConversationType.PRIVATE else generated.companies[company]
         query = {
             "$and": [
                 eligible_participants_filter(viewer, kind, company_id),

@@ -24,13 +24,22 @@ from graphql_api.attachments.files import (
     sanitize_filename,
     sniff_content_type,
 )
-from graphql_api.attachments.store import READABLE_STATES, Attachment
+from graphql_api.attachments.store import Attachment
 from graphql_api.context import authenticate
 from graphql_api.directory.models import User
-from graphql_api.errors import ApiError, NotFound, Unauthenticated
+from graphql_api.errors import (
+    ApiError,
+    BadUserInput,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
+    UnsupportedMediaType,
+    error_response,
+)
 from graphql_api.ids import is_id
 from graphql_api.keys import SERVICES
-from graphql_api.policy import fetch_readable
+from graphql_api.policy import can_download
 from graphql_api.services import Services
 
 log = logging.getLogger(__name__)
@@ -38,12 +47,6 @@ log = logging.getLogger(__name__)
 MAX_ATTACHMENT_BYTES = 104_857_600  # 100 MiB
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around the file
 READ_CHUNK_BYTES = 256 * 1024
-
-
-def json_error(status: int, code: str, message: str, **headers: str) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
 
 
 def _services(request: web.Request) -> Services:
@@ -57,7 +60,7 @@ _QUOTED_FILENAME = re.compile(r'filename="([^"]*)"', re.IGNORECASE)
 
 
 def _malformed() -> web.Response:
-    return json_error(400, "BAD_USER_INPUT", "the multipart body is malformed or incomplete")
+    return error_response(BadUserInput("the multipart body is malformed or incomplete"))
 
 
 def _raw_filename(part: BodyPartReader) -> str | None:
@@ -73,10 +76,8 @@ def _raw_filename(part: BodyPartReader) -> str | None:
 
 
 def _too_large() -> web.Response:
-    return json_error(
-        413,
-        "PAYLOAD_TOO_LARGE",
-        f"attachments are at most {MAX_ATTACHMENT_BYTES} bytes (100 MiB)",
+    return error_response(
+        PayloadTooLarge(f"attachments are at most {MAX_ATTACHMENT_BYTES} bytes (100 MiB)"),
         Connection="close",
     )
 
@@ -86,19 +87,17 @@ async def upload(request: web.Request) -> web.Response:
     try:
         viewer = await authenticate(services, request.headers.get("Authorization"))
     except Unauthenticated as error:
-        return json_error(401, error.code, error.message)
+        return error_response(error)
     wait = services.limiter.retry_after(viewer.id, "upload")
     if wait > 0:
         seconds = max(math.ceil(wait), 1)
-        return json_error(
-            429,
-            "RATE_LIMITED",
-            f"too many uploads: try again in {seconds} s",
+        return error_response(
+            RateLimited(f"too many uploads: try again in {seconds} s"),
             **{"Retry-After": str(seconds)},
         )
     if request.content_type != "multipart/form-data":
-        return json_error(
-            415, "BAD_USER_INPUT", "send multipart/form-data with one part named 'file'"
+        return error_response(
+            UnsupportedMediaType("send multipart/form-data with one part named 'file'")
         )
     declared = request.content_length
     if declared is not None and declared > MAX_ATTACHMENT_BYTES + MULTIPART_OVERHEAD_BYTES:
@@ -109,7 +108,7 @@ async def upload(request: web.Request) -> web.Response:
     except MALFORMED:
         return _malformed()
     if not isinstance(part, BodyPartReader) or part.name != "file":
-        return json_error(400, "BAD_USER_INPUT", "send one part named 'file'")
+        return error_response(BadUserInput("send one part named 'file'"))
 
     store = services.attachments
     upload = await store.begin(viewer, sanitize_filename(_raw_filename(part)))
@@ -124,7 +123,7 @@ async def upload(request: web.Request) -> web.Response:
             await upload.write(chunk)
         if await reader.next() is not None:
             await upload.abort()
-            return json_error(400, "BAD_USER_INPUT", "send exactly one part, named 'file'")
+            return error_response(BadUserInput("send exactly one part, named 'file'"))
         attachment = await upload.finish(sniff_content_type(bytes(head)))
     except MALFORMED:
         await asyncio.shield(upload.abort())
@@ -162,14 +161,9 @@ async def _download_viewer(request: web.Request, attachment_id: str) -> User:
 
 async def _readable_attachment(services: Services, viewer: User, attachment_id: str) -> Attachment:
     attachment = await services.attachments.get(viewer.firm_id, attachment_id)
-    if attachment is None:
+    if attachment is None or not await can_download(services.db, viewer, attachment):
         raise NotFound("attachment not found")
-    if attachment.state in READABLE_STATES and attachment.conversation_id:
-        await fetch_readable(services.db, viewer, attachment.conversation_id)  # the one policy
-        return attachment
-    if attachment.state == "pending" and attachment.uploader_id == viewer.id:
-        return attachment
-    raise NotFound("attachment not found")
+    return attachment
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -208,9 +202,9 @@ async def download(request: web.Request) -> web.StreamResponse:
         viewer = await _download_viewer(request, attachment_id)
         attachment = await _readable_attachment(services, viewer, attachment_id)
     except Unauthenticated as error:
-        return json_error(401, error.code, error.message)
+        return error_response(error)
     except ApiError:
-        return json_error(404, "NOT_FOUND", "attachment not found")
+        return error_response(NotFound("attachment not found"))
 
     size = attachment.size
     headers = {

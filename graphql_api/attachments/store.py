@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from bson import Binary, Int64
 from pymongo.errors import OperationFailure
 
+from graphql_api import clock
 from graphql_api.database import Db, Document, retrying_once
 from graphql_api.directory.models import User
 from graphql_api.ids import new_id
@@ -45,9 +46,20 @@ PENDING_LIFETIME_SECONDS = 24 * 3600
 CLAIM_GRACE_SECONDS = 600
 """A claim not confirmed after this long belongs to a write that failed (requests end within
 the 10 s database deadline): the cleanup confirms it if its message exists, else releases it."""
-CLAIMED = "claimed"
-ATTACHED = "attached"
-READABLE_STATES = (CLAIMED, ATTACHED)
+class AttachmentState(enum.StrEnum):
+    """Where an upload stands: bytes still arriving, waiting for a message, claimed by a
+    message being written, or attached to a stored message."""
+
+    UPLOADING = "uploading"
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    ATTACHED = "attached"
+
+
+UPLOADING = AttachmentState.UPLOADING.value
+PENDING = AttachmentState.PENDING.value
+CLAIMED = AttachmentState.CLAIMED.value
+ATTACHED = AttachmentState.ATTACHED.value
 """States in which an upload is read through its conversation: a claimed upload's message may
 already be delivered to subscribers before the claim is confirmed."""
 
@@ -62,7 +74,7 @@ class Attachment:
     filename: str
     content_type: str
     size: int
-    state: str
+    state: AttachmentState
     message_id: str | None
     conversation_id: str | None
 
@@ -75,7 +87,7 @@ class Attachment:
             filename=doc["filename"],
             content_type=doc.get("content_type") or "application/octet-stream",
             size=int(doc.get("size", 0)),
-            state=doc["state"],
+            state=AttachmentState(doc["state"]),
             message_id=doc.get("message_id"),
             conversation_id=doc.get("conversation_id"),
         )
@@ -138,8 +150,8 @@ class AttachmentStore:
                 "filename": filename,
                 "content_type": None,
                 "size": 0,
-                "state": "uploading",
-                "created_ms": _now_ms(),
+                "state": UPLOADING,
+                "created_ms": clock.now_ms(),
                 "message_id": None,
                 "conversation_id": None,
             }
@@ -159,7 +171,7 @@ class AttachmentStore:
                 "metadata": {"contentType": content_type},
             }
         )
-        update = {"size": size, "content_type": content_type, "state": "pending"}
+        update = {"size": size, "content_type": content_type, "state": PENDING}
         await self.db.attachments.update_one({"_id": attachment_id}, {"$set": update})
         return {**doc, **update}
 
@@ -182,7 +194,7 @@ class AttachmentStore:
             "_id": {"$in": ids},
             "uploader_id": uploader.id,
             "firm_id": uploader.firm_id,
-            "state": {"$in": ["pending", CLAIMED]},
+            "state": {"$in": [PENDING, CLAIMED]},
             "message_id": {"$in": [None, message_id]},
         }
         update = {
@@ -190,7 +202,7 @@ class AttachmentStore:
                 "state": CLAIMED,
                 "message_id": message_id,
                 "conversation_id": conversation_id,
-                "claimed_ms": _now_ms(),
+                "claimed_ms": clock.now_ms(),
             }
         }
         try:
@@ -219,7 +231,7 @@ class AttachmentStore:
         await retrying_once(
             lambda: self.db.attachments.update_many(
                 {"message_id": {"$eq": message_id}, "state": {"$eq": CLAIMED}},
-                {"$set": {"state": "pending", "message_id": None, "conversation_id": None}},
+                {"$set": {"state": PENDING, "message_id": None, "conversation_id": None}},
             )
         )
 
@@ -227,7 +239,7 @@ class AttachmentStore:
         """Claims older than the grace period: confirmed when their message exists (the process
         died between the message and the confirmation), released when it does not (the write
         failed). Answers how many claims were released."""
-        cutoff = (now_ms if now_ms is not None else _now_ms()) - CLAIM_GRACE_SECONDS * 1000
+        cutoff = (now_ms if now_ms is not None else clock.now_ms()) - CLAIM_GRACE_SECONDS * 1000
         stale = await self.db.attachments.find(
             {"state": {"$eq": CLAIMED}, "claimed_ms": {"$lt": cutoff}},
             {"message_id": 1, "conversation_id": 1},
@@ -305,14 +317,12 @@ class AttachmentStore:
 
     async def remove_expired(self, now_ms: int | None = None) -> int:
         """Remove uploads never attached (or interrupted) for 24 hours; answer how many."""
-        cutoff = (now_ms if now_ms is not None else _now_ms()) - PENDING_LIFETIME_SECONDS * 1000
+        now_ms = now_ms if now_ms is not None else clock.now_ms()
+        cutoff = now_ms - PENDING_LIFETIME_SECONDS * 1000
         docs = await self.db.attachments.find(
-            {"state": {"$in": ["uploading", "pending"]}, "created_ms": {"$lt": cutoff}}, {"_id": 1}
+            {"state": {"$in": [UPLOADING, PENDING]}, "created_ms": {"$lt": cutoff}}, {"_id": 1}
         ).to_list()
         ids = [doc["_id"] for doc in docs]
         await self.delete(ids)
         return len(ids)
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -15,27 +15,29 @@ import contextlib
 import weakref
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from graphql_api import clock
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.conversations import history, validation
 from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryRequest
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import (
-    COMPANY_KINDS,
     Conversation,
-    ConversationKind,
+    ConversationType,
     Message,
     MessageRef,
+    new_conversation_doc,
+    new_message_doc,
 )
 from graphql_api.conversations.read_marks import Mark, move_read_marks
 from graphql_api.conversations.recovery import newest_message
 from graphql_api.database import Db, Document
-from graphql_api.directory.models import User
+from graphql_api.directory.models import Company, User
 from graphql_api.directory.service import Directory, search_filter
 from graphql_api.errors import ApiError, BadUserInput, NotFound
 from graphql_api.group_commit import GroupCommit
@@ -47,6 +49,7 @@ from graphql_api.policy import (
     eligible_participants_filter,
     fetch_readable,
     is_client_visible,
+    require_readable,
 )
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
@@ -56,16 +59,6 @@ T = TypeVar("T")
 
 MAX_ELIGIBLE_RESULTS = 200
 UNREAD_SCAN_BATCH = 200
-
-
-def _now() -> datetime:
-    # BSON dates keep milliseconds: truncate so that what we answer equals what we store.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _millis(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 class Conversations:
@@ -99,17 +92,20 @@ class Conversations:
         self,
         viewer: User,
         *,
-        kind: ConversationKind,
-        company_id: str | None,
+        kind: ConversationType,
+        company: Company | None,
         participant_ids: list[str],
         subject: str,
         body: str,
         attachment_ids: list[str] | None = None,
         client_message_id: str | None = None,
     ) -> Conversation:
-        """Create a conversation and its first message; answer the conversation."""
+        """Create a conversation and its first message; answer the conversation.
+
+        `company` is one the policy lets the viewer see (the field's guard checked it)."""
         self.limiter.check(viewer.id, "conversation", "new conversations")
-        company_oid = await self._company_for_kind(viewer, kind, company_id)
+        validation.check_company_for_kind(kind, company)
+        company_id = company.id if company is not None else None
         subject = validation.clean_subject(subject)
         attachments = validation.clean_attachment_ids(attachment_ids)
         html, text = await validation.clean_body(body, len(attachments))
@@ -117,86 +113,100 @@ class Conversations:
         client_message_id = validation.clean_client_message_id(client_message_id)
 
         if client_message_id is not None:
-            existing = await self._conversation_by_client_id(viewer, client_message_id)
+            existing = await self._earlier_creation(viewer, client_message_id)
             if existing is not None:
                 return existing
-            if await self._message_by_client_id(viewer, client_message_id) is not None:
-                raise BadUserInput(
-                    "clientMessageId was already used for a message of another conversation",
-                    field="clientMessageId",
-                )
+        participants = await self._eligible_users(viewer, kind, company_id, others)
 
-        participants = await self._eligible_users(viewer, kind, company_oid, others)
-        client_visible = is_client_visible(kind, company_oid, [viewer, *participants])
-        now = _now()
-        conversation_id, message_id = new_id(), new_id()
-        recipients = list(others)
-        message_doc = self._message_doc(
-            message_id,
-            viewer,
-            conversation_id,
-            1,
-            html,
-            text,
-            attachments,
-            now,
-            None,  # the key belongs to the conversation: keys of replies are another namespace
-            recipients,
+        now = clock.now()
+        message_doc = new_message_doc(
+            message_id=new_id(),
+            firm_id=viewer.firm_id,
+            conversation_id=new_id(),
+            seq=1,
+            author_id=viewer.id,
+            html=html,
+            text=text,
+            attachment_ids=attachments,
+            created_at=now,
+            recipients=others,
+            client_message_id=None,  # the key is the conversation's: replies' keys are apart
         )
-        conversation_doc: Document = {
-            "_id": conversation_id,
-            "firm_id": viewer.firm_id,
-            "type": kind.value,
-            "company_id": company_oid,
-            "subject": subject,
-            "participant_ids": [viewer.id, *others],
-            "created_by": viewer.id,
-            "created_at": now,
-            "last_activity_ms": _millis(now),
-            "last_message_id": message_id,
-            "message_count": 1,
-            "reconciled_seq": 1,  # stored before the conversation: nothing to reconcile
-            "client_visible": client_visible,
-        }
-        if client_message_id is not None:
-            conversation_doc["client_message_id"] = client_message_id
-        await self._claim_attachments(viewer, attachments, message_id, conversation_id)
+        conversation_doc = new_conversation_doc(
+            conversation_id=message_doc["conversation_id"],
+            firm_id=viewer.firm_id,
+            kind=kind,
+            company_id=company_id,
+            subject=subject,
+            participant_ids=[viewer.id, *others],
+            created_by=viewer.id,
+            created_at=now,
+            first_message_id=message_doc["_id"],
+            client_visible=is_client_visible(kind, company_id, [viewer, *participants]),
+            client_message_id=client_message_id,
+        )
+        await self._claim_attachments(
+            viewer, attachments, message_doc["_id"], conversation_doc["_id"]
+        )
         # Before the message exists anywhere: unread counts rely on the author's mark (see
         # `unread_counts`), and events may reach other sessions as soon as it is stored.
-        await self._move_read_mark(viewer.id, conversation_id, 1)
+        await self._move_read_mark(viewer.id, conversation_doc["_id"], 1)
+        stored = await self._store_new_conversation(viewer, message_doc, conversation_doc)
+        if stored.id == conversation_doc["_id"]:
+            await self._after_message(Message.from_doc(message_doc), others, created=stored)
+        return stored
+
+    async def _earlier_creation(
+        self, viewer: User, client_message_id: str
+    ) -> Conversation | None:
+        """What an earlier attempt with this key created, or None; a key already used for a
+        reply is refused."""
+        existing = await self._conversation_by_client_id(viewer, client_message_id)
+        if existing is None and await self._message_by_client_id(viewer, client_message_id):
+            raise BadUserInput(
+                "clientMessageId was already used for a message of another conversation",
+                field="clientMessageId",
+            )
+        return existing
+
+    async def _store_new_conversation(
+        self, viewer: User, message_doc: Document, conversation_doc: Document
+    ) -> Conversation:
+        """Store the first message, then the conversation (the commit point: messages are only
+        reached through their conversation). A concurrent retry with the same key that won
+        answers its conversation instead."""
+        message_id = message_doc["_id"]
         try:
             await self.db.messages.insert_one(message_doc)
             await self.db.conversations.insert_one(conversation_doc)
         except DuplicateKeyError:
-            # A concurrent retry with the same clientMessageId won: answer its conversation.
             await self.db.messages.delete_one(
-                {"_id": message_id, "conversation_id": {"$eq": conversation_id}}
+                {"_id": message_id, "conversation_id": {"$eq": conversation_doc["_id"]}}
             )
             await self.attachments.release(message_id)
-            existing = await self._conversation_by_client_id(viewer, client_message_id or "")
+            key = conversation_doc.get("client_message_id")
+            existing = await self._conversation_by_client_id(viewer, key) if key else None
             if existing is None:
                 raise
             return existing
         except BaseException:
             await _shielded(self.attachments.release(message_id))  # see `AttachmentStore`
             raise
-        if attachments:
+        if message_doc["attachment_ids"]:
             await self.attachments.confirm(message_id)
-        conversation = Conversation.from_doc(conversation_doc)
-        await self._after_message(Message.from_doc(message_doc), recipients, created=conversation)
-        return conversation
+        return Conversation.from_doc(conversation_doc)
 
     async def send(
         self,
         viewer: User,
         *,
-        conversation_id: str,
+        conversation: Conversation,
         body: str,
         attachment_ids: list[str] | None = None,
         client_message_id: str | None = None,
     ) -> Message:
-        """Add a reply to a conversation the viewer may read."""
-        conversation = await fetch_readable(self.db, viewer, conversation_id)
+        """Add a reply to `conversation`, which the policy lets the viewer read."""
+        require_readable(viewer, conversation)
         self.limiter.check(viewer.id, "message", "messages")
         attachments = validation.clean_attachment_ids(attachment_ids)
         html, text = await validation.clean_body(body, len(attachments))
@@ -206,19 +216,25 @@ class Conversations:
         # Retries of one request usually arrive at one process: serialize them here, so that
         # only the first takes a `seq` (the unique index still settles retries across processes).
         async with self._key_lock(viewer.id, client_message_id):
-            existing = await self._message_by_client_id(viewer, client_message_id)
+            existing = await self._earlier_reply(viewer, client_message_id)
             if existing is not None:
                 return await self._answer_retry(existing, conversation)
-            if await self.db.conversations.find_one(
-                _created_with_key(viewer, client_message_id), {"_id": 1}
-            ):
-                raise BadUserInput(
-                    "clientMessageId was already used for a new conversation",
-                    field="clientMessageId",
-                )
             return await self._store_reply(
                 viewer, conversation, html, text, attachments, client_message_id
             )
+
+    async def _earlier_reply(self, viewer: User, client_message_id: str) -> Document | None:
+        """The reply an earlier attempt with this key stored, or None; a key already used for
+        a new conversation is refused."""
+        existing = await self._message_by_client_id(viewer, client_message_id)
+        if existing is None and await self.db.conversations.find_one(
+            _created_with_key(viewer, client_message_id), {"_id": 1}
+        ):
+            raise BadUserInput(
+                "clientMessageId was already used for a new conversation",
+                field="clientMessageId",
+            )
+        return existing
 
     async def _answer_retry(self, stored: Document, conversation: Conversation) -> Message:
         """The message a retry asks for, once its notifications are written: the attempt that
@@ -247,14 +263,44 @@ class Conversations:
         attachments: list[str],
         client_message_id: str | None,
     ) -> Message:
-        now = _now()
+        now = clock.now()
         message_id = new_id()
         await self._claim_attachments(viewer, attachments, message_id, conversation.id)
+        seq = await self._take_seq(conversation, message_id, now)
+        recipients = [p for p in conversation.participant_ids if p != viewer.id]
+        doc = new_message_doc(
+            message_id=message_id,
+            firm_id=viewer.firm_id,
+            conversation_id=conversation.id,
+            seq=seq,
+            author_id=viewer.id,
+            html=html,
+            text=text,
+            attachment_ids=attachments,
+            created_at=now,
+            recipients=recipients,
+            client_message_id=client_message_id,
+        )
+        await self._move_read_mark(viewer.id, conversation.id, seq)  # see `create`
+        stored = await self._insert_reply(doc, conversation)
+        if stored.id != message_id:
+            return stored  # a retry on another process stored it first
+        updated = replace(
+            conversation,
+            message_count=seq,
+            last_message_id=message_id,
+            last_activity_ms=clock.millis(now),
+        )
+        await self._after_message(stored, recipients, updated=updated)
+        return stored
+
+    async def _take_seq(self, conversation: Conversation, message_id: str, now: datetime) -> int:
+        """The next number of the conversation's counter, moving its last activity to `now`."""
         updated = await self.db.conversations.find_one_and_update(
             conversation_key(conversation),
             {
                 "$inc": {"message_count": 1},
-                "$set": {"last_activity_ms": _millis(now), "last_message_id": message_id},
+                "$set": {"last_activity_ms": clock.millis(now), "last_message_id": message_id},
             },
             projection={"message_count": 1},
             return_document=ReturnDocument.AFTER,
@@ -262,21 +308,11 @@ class Conversations:
         if updated is None:
             await self.attachments.release(message_id)
             raise NotFound("conversation not found")
-        seq = int(updated["message_count"])
-        recipients = [p for p in conversation.participant_ids if p != viewer.id]
-        doc = self._message_doc(
-            message_id,
-            viewer,
-            conversation.id,
-            seq,
-            html,
-            text,
-            attachments,
-            now,
-            client_message_id,
-            recipients,
-        )
-        await self._move_read_mark(viewer.id, conversation.id, seq)  # see `create`
+        return int(updated["message_count"])
+
+    async def _insert_reply(self, doc: Document, conversation: Conversation) -> Message:
+        """Store a reply whose number is taken; a number that ends up unused is recorded."""
+        message_id, seq = doc["_id"], doc["seq"]
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError:
@@ -284,28 +320,20 @@ class Conversations:
             # tolerates gaps), and the conversation must not name a message never stored.
             await self._forget_seq(conversation, seq, message_id)
             await self.attachments.release(message_id)
-            existing = await self._message_by_client_id(viewer, client_message_id or "")
+            key = doc.get("client_message_id")
+            existing = await self._message_by_client_id_of(doc["author_id"], key) if key else None
             if existing is None:
                 raise
             return await self._answer_retry(existing, conversation)
         except BaseException:
             # Not stored (database error, time-out, cancelled): the number must not count as
             # an unread message. Best effort, shielded: the database may be what failed.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._forget_seq(conversation, seq, message_id))
+            await _shielded(self._forget_seq(conversation, seq, message_id))
             await _shielded(self.attachments.release(message_id))
             raise
-        if attachments:
+        if doc["attachment_ids"]:
             await self.attachments.confirm(message_id)
-        message = Message.from_doc(doc)
-        updated_conversation = replace(
-            conversation,
-            message_count=seq,
-            last_message_id=message_id,
-            last_activity_ms=_millis(now),
-        )
-        await self._after_message(message, recipients, updated=updated_conversation)
-        return message
+        return Message.from_doc(doc)
 
     async def _after_message(
         self,
@@ -324,10 +352,10 @@ class Conversations:
         for notification in notifications:
             self.publisher.emit(NotificationAdded(notification))
 
-    async def mark_read(self, viewer: User, conversation_id: str) -> Conversation:
+    async def mark_read(self, viewer: User, conversation: Conversation) -> Conversation:
         """Move the viewer's read mark to the newest message and mark the notifications of the
         messages it passed read (SPEC §19: badges and lists agree)."""
-        conversation = await fetch_readable(self.db, viewer, conversation_id)
+        require_readable(viewer, conversation)
         await asyncio.gather(
             self._move_read_mark(viewer.id, conversation.id, conversation.message_count),
             self.notifications.mark_conversation_read(
@@ -339,6 +367,7 @@ class Conversations:
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, viewer: User, conversation_id: str) -> Conversation:
+        """The conversation as stored now, if the viewer may read it (else NOT_FOUND)."""
         return await fetch_readable(self.db, viewer, conversation_id)
 
     async def inbox(
@@ -347,7 +376,7 @@ class Conversations:
         *,
         first: int | None = None,
         after: str | None = None,
-        kind: ConversationKind | None = None,
+        kind: ConversationType | None = None,
         company_id: str | None = None,
         unread_only: bool = False,
     ) -> Page[Conversation]:
@@ -389,13 +418,15 @@ class Conversations:
         return await history.read_pages(self.db, requests, in_flight)
 
     async def eligible_participants(
-        self, viewer: User, kind: ConversationKind, company_id: str | None, search: str | None
+        self, viewer: User, kind: ConversationType, company: Company | None, search: str | None
     ) -> list[User]:
-        """Exactly the users the viewer may designate for such a conversation, by name."""
-        company_oid = await self._company_for_kind(viewer, kind, company_id)
+        """Exactly the users the viewer may designate for such a conversation, by name
+        (`company` is one the viewer may see)."""
+        validation.check_company_for_kind(kind, company)
+        company_id = company.id if company is not None else None
         query: Document = {
             "$and": [
-                eligible_participants_filter(viewer, kind, company_oid),
+                eligible_participants_filter(viewer, kind, company_id),
                 self._user_search(search),
             ]
         }
@@ -455,24 +486,8 @@ class Conversations:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _company_for_kind(
-        self, viewer: User, kind: ConversationKind, company_id: str | None
-    ) -> str | None:
-        if kind in COMPANY_KINDS:
-            if company_id is None:
-                raise BadUserInput(
-                    f"companyId is required for a {kind.value} conversation", field="companyId"
-                )
-            return (await self.directory.visible_company(viewer, company_id)).id
-        if company_id is not None:
-            raise BadUserInput(
-                "a PRIVATE conversation is not linked to a company: omit companyId",
-                field="companyId",
-            )
-        return None
-
     async def _eligible_users(
-        self, viewer: User, kind: ConversationKind, company_id: str | None, ids: list[str]
+        self, viewer: User, kind: ConversationType, company_id: str | None, ids: list[str]
     ) -> list[User]:
         """The designated users, each checked against the eligibility rule of the policy.
 
@@ -515,38 +530,6 @@ class Conversations:
             return {}
         return {"$or": [by_name, search_filter("email", search)]}
 
-    @staticmethod
-    def _message_doc(
-        message_id: str,
-        author: User,
-        conversation_id: str,
-        seq: int,
-        html: str,
-        text: str,
-        attachments: list[str],
-        now: datetime,
-        client_message_id: str | None,
-        recipients: list[str],
-    ) -> Document:
-        doc: Document = {
-            "_id": message_id,
-            "firm_id": author.firm_id,
-            "conversation_id": conversation_id,
-            "seq": seq,
-            "author_id": author.id,
-            "body": html,
-            "body_text": text,
-            "attachment_ids": attachments,
-            "created_at": now,
-            "created_ms": _millis(now),
-            # The notification outbox: cleared once every recipient's notification is stored.
-            "fanout": "pending",
-            "recipients": recipients,
-        }
-        if client_message_id is not None:
-            doc["client_message_id"] = client_message_id
-        return doc
-
     async def _forget_seq(self, conversation: Conversation, seq: int, lost_message_id: str) -> None:
         """A reply took `seq` and was not stored: record the number as unused and point the
         conversation at its newest stored message again, with its time. (If this process dies
@@ -580,8 +563,13 @@ class Conversations:
         return conversation
 
     async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Document | None:
+        return await self._message_by_client_id_of(viewer.id, client_message_id)
+
+    async def _message_by_client_id_of(
+        self, author_id: str, client_message_id: str
+    ) -> Document | None:
         return await self.db.messages.find_one(
-            {"author_id": {"$eq": viewer.id}, "client_message_id": {"$eq": client_message_id}}
+            {"author_id": {"$eq": author_id}, "client_message_id": {"$eq": client_message_id}}
         )
 
     @staticmethod
@@ -648,11 +636,4 @@ def _created_with_key(viewer: User, client_message_id: str) -> Document:
     }
 
 
-__all__ = [
-    "DEFAULT_HISTORY_PAGE",
-    "Conversations",
-    "HistoryRequest",
-    "MessageRef",
-    "Page",
-    "can_read",
-]
+__all__ = ["DEFAULT_HISTORY_PAGE", "Conversations", "HistoryRequest", "MessageRef"]

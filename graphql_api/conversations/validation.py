@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from graphql_api.conversations.models import COMPANY_KINDS, ConversationType
+from graphql_api.directory.models import Company
 from graphql_api.errors import BadUserInput
 from graphql_api.html_nesting import nesting_depth
-from graphql_api.ids import is_id
 from graphql_api.rich_text import html_to_text, sanitize_html, utf8_length
 from graphql_api.sanitizer_pool import off_loop
 from graphql_api.text import (
@@ -117,5 +118,14 @@ def clean_client_message_id(value: str | None) -> str | None:
     return value
 
 
-def well_formed_ids(ids: list[str]) -> bool:
-    return all(is_id(i) for i in ids)
+def check_company_for_kind(kind: ConversationType, company: Company | None) -> None:
+    """COMPANY and CONFIDENTIAL conversations need a company; PRIVATE ones have none."""
+    if kind in COMPANY_KINDS and company is None:
+        raise BadUserInput(
+            f"companyId is required for a {kind.value} conversation", field="companyId"
+        )
+    if kind not in COMPANY_KINDS and company is not None:
+        raise BadUserInput(
+            "a PRIVATE conversation is not linked to a company: omit companyId",
+            field="companyId",
+        )

@@ -62,3 +62,21 @@ class User:
             company_ids=frozenset(doc.get("company_ids", ())),
             favorite_company_ids=frozenset(doc.get("favorite_company_ids", ())),
         )
+
+
+FORMER_USER_NAME = "Former user"
+
+
+def former_user(user_id: str, firm_id: str) -> User:
+    """Who an author or participant removed from the directory since is shown as: their
+    messages stay readable, their name and address do not."""
+    return User(
+        id=user_id,
+        firm_id=firm_id,
+        key="",
+        kind=UserKind.PRACTITIONER,
+        name=FORMER_USER_NAME,
+        email="",
+        company_ids=frozenset(),
+        favorite_company_ids=frozenset(),
+    )

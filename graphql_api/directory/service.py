@@ -1,8 +1,7 @@
 """Reading the directory and changing favorites, always within the viewer's firm.
 
-A practitioner sees every company of its firm; a client sees only its own companies (clients
-never discover the firm's other client files). A company the viewer cannot see answers NOT_FOUND,
-exactly like an unknown id.
+Which companies a viewer sees is the policy's rule (`policy.can_see_company` and its filter); a
+company the viewer cannot see answers NOT_FOUND, exactly like an unknown id.
 
 The viewer of every request is read through the process's user cache (`current_user`, see
 `user_cache.py`); the favorites mutations evict their user from it as soon as they have written.
@@ -19,7 +18,7 @@ from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
 from graphql_api.directory.user_cache import UserCache
 from graphql_api.errors import BadUserInput, NotFound
-from graphql_api.ids import parse_id
+from graphql_api.policy import visible_companies_filter
 from graphql_api.text import require_unicode
 
 MAX_SEARCH_LENGTH = 100
@@ -34,12 +33,6 @@ def search_filter(field: str, search: str | None) -> Document:
     if len(text) > MAX_SEARCH_LENGTH:
         raise BadUserInput(f"search must be at most {MAX_SEARCH_LENGTH} characters")
     return {field: {"$regex": re.escape(text), "$options": "i"}}
-
-
-def visible_companies_filter(viewer: User) -> Document:
-    if viewer.is_practitioner:
-        return {"firm_id": viewer.firm_id}
-    return {"firm_id": viewer.firm_id, "_id": {"$in": sorted(viewer.company_ids)}}
 
 
 class Directory:
@@ -83,32 +76,20 @@ class Directory:
     ) -> list[Company]:
         """The companies the viewer may pick, by name."""
         query = {**visible_companies_filter(viewer), **search_filter("name", search)}
-        if favorites_only:
-            query["_id"] = {"$in": sorted(viewer.favorite_company_ids & self._visible_ids(viewer))}
         docs = await self.db.companies.find(query).sort("name_lower", 1).to_list()
-        return [Company.from_doc(doc) for doc in docs]
+        companies = [Company.from_doc(doc) for doc in docs]
+        if favorites_only:
+            companies = [c for c in companies if c.id in viewer.favorite_company_ids]
+        return companies
 
-    async def visible_company(self, viewer: User, company_id: str) -> Company:
-        """The company with that id if the viewer may see it, else NOT_FOUND."""
-        oid = parse_id(company_id, "company")
-        if viewer.is_client and oid not in viewer.company_ids:
-            raise NotFound("company not found")
-        doc = await self.db.companies.find_one({"_id": oid, "firm_id": viewer.firm_id})
-        if doc is None:
-            raise NotFound("company not found")
-        return Company.from_doc(doc)
-
-    async def add_favorite(self, viewer: User, company_id: str) -> tuple[Company, User]:
-        company = await self.visible_company(viewer, company_id)
-        return company, await self._update_favorites(
+    async def add_favorite(self, viewer: User, company: Company) -> User:
+        """Add `company` (one the policy lets the viewer see) to the viewer's favorites."""
+        return await self._update_favorites(
             viewer, {"$addToSet": {"favorite_company_ids": company.id}}
         )
 
-    async def remove_favorite(self, viewer: User, company_id: str) -> tuple[Company, User]:
-        company = await self.visible_company(viewer, company_id)
-        return company, await self._update_favorites(
-            viewer, {"$pull": {"favorite_company_ids": company.id}}
-        )
+    async def remove_favorite(self, viewer: User, company: Company) -> User:
+        return await self._update_favorites(viewer, {"$pull": {"favorite_company_ids": company.id}})
 
     async def _update_favorites(self, viewer: User, update: Document) -> User:
         try:
@@ -123,8 +104,3 @@ class Directory:
         if self._on_user_changed is not None:
             self._on_user_changed(viewer.id)
         return User.from_doc(doc)
-
-    @staticmethod
-    def _visible_ids(viewer: User) -> frozenset[str]:
-        # Practitioners may favorite any company of the firm: every favorite is visible.
-        return viewer.favorite_company_ids if viewer.is_practitioner else viewer.company_ids

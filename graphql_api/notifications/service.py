@@ -10,12 +10,12 @@ works the same on a standalone MongoDB.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from pymongo import DESCENDING
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from graphql_api import clock
 from graphql_api.conversations.models import Message, MessageRef
 from graphql_api.conversations.read_marks import move_read_marks
 from graphql_api.database import Db, Document, is_transient, only_duplicates, retrying_once
@@ -37,7 +37,7 @@ def notification_docs(
     message: Message, recipients: Iterable[str], company_id: str | None
 ) -> list[Document]:
     """The notifications of `message` to `recipients`, in a conversation of `company_id`."""
-    created_ms = int(message.created_at.timestamp() * 1000)
+    created_ms = clock.millis(message.created_at)
     return [
         {
             "_id": notification_id(message.id, user_id),
@@ -98,7 +98,7 @@ class Notifications:
 
         A first message whose conversation was never written (its creation died in between)
         is left out: nothing can reach it (`remove_interrupted_creations` removes it)."""
-        cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - grace_ms
+        cutoff = (now_ms if now_ms is not None else clock.now_ms()) - grace_ms
         docs = await self.db.messages.find(
             {"fanout": {"$eq": "pending"}, "created_ms": {"$lt": cutoff}}
         ).to_list()
@@ -187,7 +187,7 @@ class Notifications:
             if len(ids) > MAX_MARK_IDS:
                 raise BadUserInput(f"mark at most {MAX_MARK_IDS} notifications at once")
             query["_id"] = {"$in": [i for i in ids if _is_notification_id(i)]}
-        read_ms = int(time.time() * 1000)
+        read_ms = clock.now_ms()
         update = {"$set": {"unread": 0, "read_ms": read_ms}}
         try:
             result = await self.db.notifications.update_many(query, update)
@@ -214,13 +214,9 @@ class Notifications:
                 "unread": 1,
                 "seq": {"$lte": seq},
             },
-            {"$set": {"unread": 0, "read_ms": int(time.time() * 1000)}},
+            {"$set": {"unread": 0, "read_ms": clock.now_ms()}},
         )
         return result.modified_count
-
-    async def by_ids(self, ids: Iterable[str]) -> dict[str, Notification]:
-        docs = await self.db.notifications.find({"_id": {"$in": list(ids)}}).to_list()
-        return {doc["_id"]: Notification.from_doc(doc) for doc in docs}
 
 
 def _is_notification_id(value: str) -> bool:
