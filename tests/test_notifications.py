@@ -20,7 +20,7 @@ from pymongo import ReturnDocument
 from graphql_api.app import init_app
 from graphql_api.directory.importer import import_directory
 from graphql_api.keys import SERVICES
-from tests.user_writes import update_user
+from tests.user_writes import app_of, update_user
 from tests.ws_client import WAIT_SECONDS
 
 CREATE = """
@@ -319,8 +319,8 @@ async def bob_loses_bakery_after_company_and_private_notifications(api, db) -> l
     ids = [await first_message_id(db, company)]
     ids += [await send(api, "alice", company, text) for text in ("c2", "c3")]
     assert await listed_texts(api, "bob") == ["c3", "c2", "c1", "private"]
-    await db.users.update_one(
-        {"_id": uid(api, "bob")}, {"$set": {"company_ids": [], "favorite_company_ids": []}}
+    await update_user(
+        db, app_of(api), uid(api, "bob"), {"$set": {"company_ids": [], "favorite_company_ids": []}}
     )
     return ids
 
@@ -351,8 +351,11 @@ async def test_mark_notifications_read_counts_only_notifications_the_viewer_may_
     assert await mark(api, "bob", hidden) == 0
     assert await mark(api, "bob", None) == 1
     # Back as a client of bakery, bob finds them as he left them: unread.
-    await db.users.update_one(
-        {"_id": uid(api, "bob")}, {"$set": {"company_ids": [api.ids["companies"]["bakery"]]}}
+    await update_user(
+        db,
+        app_of(api),
+        uid(api, "bob"),
+        {"$set": {"company_ids": [api.ids["companies"]["bakery"]]}},
     )
     assert await listed_texts(api, "bob", unread=True) == ["c3", "c2", "c1"]
 

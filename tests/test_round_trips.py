@@ -1,8 +1,10 @@
 """Database round-trips per operation stay constant in the page size (no N+1).
 
 A `pymongo.monitoring.CommandListener` on the application's own client counts the commands one
-GraphQL request sends. Counts are taken on a warm process: the viewer has made a request before,
-so its user comes from the process's user cache (no command).
+GraphQL request sends: those issued while a request is being served (the request id of the log
+context is set), not the background jobs' (crash recovery, index builds) that run meanwhile.
+Counts are taken on a warm process: the viewer has made a request before, so its user comes
+from the process's user cache (no command).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pymongo import monitoring
 
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
+from graphql_api.logging_setup import REQUEST_ID
 
 INBOX = """query($first: Int!) { conversations(first: $first) { edges { cursor node {
   id subject type company { name isFavorite } participants { name kind }
@@ -30,7 +33,7 @@ class CommandCounter(monitoring.CommandListener):
         self.commands: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in IGNORED:
+        if event.command_name not in IGNORED and REQUEST_ID.get() is not None:
             self.commands.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
