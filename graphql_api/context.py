@@ -31,6 +31,7 @@ from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unau
 from graphql_api.ids import try_parse_id
 from graphql_api.pagination import Page
 from graphql_api.policy import can_read, can_see_company
+from graphql_api.realtime.streams import SubscriptionSlots
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,7 +127,7 @@ class Context:
     response: web.StreamResponse | None = None
     connection_params: dict[str, object] | None = None
     """The `connection_init` payload of a WebSocket (set by Strawberry)."""
-    active_subscriptions: int = 0
+    subscriptions: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     """Subscriptions running on this WebSocket connection."""
     viewer_id: str | None = None
     """The id the token names, once it names an existing user."""

@@ -21,8 +21,8 @@ from graphql_api.app import WS_MAX_MESSAGE_BYTES, init_app
 from graphql_api.auth import TokenService
 from graphql_api.embedded import free_port
 from graphql_api.keys import SERVICES
+from graphql_api.realtime.streams import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from graphql_api.settings import Settings
-from resolvers.realtime import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from tests.conftest import Api
 from tests.server_process import STOP_TIMEOUT, serving
 from tests.test_cli import cli_env
