@@ -98,15 +98,17 @@ class Loaders:
 
     @cached_property
     def history_pages(self) -> DataLoader[HistoryRequest, Page[Message]]:
-        """Pages of `Conversation.messages`: each distinct page read once, with at most
-        `HISTORY_READS_IN_FLIGHT` queries at once for the whole operation."""
+        """Pages of `Conversation.messages`, read together per dispatch with at most
+        `HISTORY_READS_IN_FLIGHT` queries at once. Not cached: over a WebSocket the loaders
+        live as long as the connection, and a history must not be answered from an earlier
+        operation (a page asked for twice in one dispatch is still read once)."""
         conversations = self._services.conversations
         in_flight = asyncio.Semaphore(HISTORY_READS_IN_FLIGHT)
 
         async def load(requests: list[HistoryRequest]) -> list[Page[Message] | ApiError]:
             return await conversations.history_pages(requests, in_flight)
 
-        return DataLoader(load, cache_key_fn=lambda r: r.key)
+        return DataLoader(load, cache=False)
 
     @cached_property
     def unread_counts(self) -> DataLoader[Conversation, int]:

@@ -250,6 +250,27 @@ async def test_nested_history_pages_are_read_once_each_and_a_few_at_a_time(count
         inner = [edge["node"]["conversation"] for edge in page["messages"]["edges"]]
         assert [c["id"] for c in inner] == [page["id"]] * 2
         assert {len(c["messages"]["edges"]) for c in inner} == {2}
-    # The 24 inner pages are the 12 outer ones again: 12 reads, not 36.
-    assert reads.count == 12
+    # 12 outer pages; the 24 inner ones are 12 distinct pages, read once each: 24 reads, not 36.
+    assert reads.count == 24
     assert reads.most_in_flight <= 4
+
+
+async def test_a_history_asked_again_on_the_same_websocket_is_read_again(api):
+    conversation_id = await private_conversation(api, messages=1)
+    history = (
+        "query($id: ID!) { conversation(id: $id) { messages { edges { node { bodyText } } } } }"
+    )
+    async with await GraphQLWs.connect(api.http, bearer(api.token("alice"))) as client:
+        first = await client.subscribe(history, {"id": conversation_id})
+        before = await client.next_data(first)
+        await client.receive()  # complete
+        await api.gql(
+            SEND, {"input": {"conversationId": conversation_id, "body": "m2"}}, as_="paul"
+        )
+        again = await client.subscribe(history, {"id": conversation_id})
+        after = await client.next_data(again)
+    texts = [
+        [e["node"]["bodyText"] for e in d["conversation"]["messages"]["edges"]]
+        for d in (before, after)
+    ]
+    assert texts == [["m1"], ["m1", "m2"]]

@@ -5,13 +5,13 @@ A history page is a range of `seq` numbers: forward (`first`, after a cursor) or
 (conversation, seq) sorts and limits.
 
 Many pages at once (`messages` inside an inbox page, or nested deeper) come through one loader
-dispatch per level (`Loaders.history_pages`): the same page asked for again (every message's
-`conversation { messages }` of one conversation) is read once, and the distinct pages are read
-with at most a few queries in flight per operation, so that one request never takes more than
-that share of the connection pool. They are not merged into one query: the embedded server
-answers an `$or` of 40 per-conversation ranges in 2,015 ms where the 40 indexed queries take
-76 ms in all, and `$in` cannot limit each conversation to its page. The query cost limit
-(`schema/query_cost.py`) bounds how many pages one operation may ask for.
+dispatch per level (`Loaders.history_pages`): a page asked for again in the same dispatch
+(every message's `conversation { messages }` of one conversation) is read once, and the
+distinct pages are read with at most a few queries in flight per operation, so that one
+request never takes more than that share of the connection pool. They are not merged into one
+query: the embedded server answers an `$or` of 40 per-conversation ranges in 2,015 ms where the
+40 queries take 76 ms in all, and `$in` cannot limit each conversation to its page. The query
+cost limit (`schema/query_cost.py`) bounds how many pages one operation may ask for.
 """
 
 from __future__ import annotations
@@ -124,4 +124,7 @@ async def read_pages(
         async with in_flight:
             return await read_page(db, request)
 
-    return list(await asyncio.gather(*(read(request) for request in requests)))
+    distinct = {request.key: request for request in requests}
+    pages = await asyncio.gather(*(read(request) for request in distinct.values()))
+    by_key = dict(zip(distinct, pages, strict=True))
+    return [by_key[request.key] for request in requests]
