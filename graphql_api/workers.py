@@ -26,7 +26,7 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 
 
 def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
-    from graphql_api import draining
+    from graphql_api import draining, sanitizer_pool
     from graphql_api.app import init_app  # the server's imports are only for serving
 
     draining.install()
@@ -36,14 +36,17 @@ def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
     # collections: with many subscribers, collections otherwise stall the loop for ~0.5 s.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        print=None,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            reuse_port=reuse_port,
+            print=None,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        )
+    finally:
+        sanitizer_pool.shutdown()
 
 
 def _worker_main(settings: Settings) -> None:
