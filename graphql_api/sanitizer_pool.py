@@ -9,7 +9,9 @@ receives the result (pickled: well under a millisecond for 100 KB).
 Two processes: the machine's cores, and the most CPU bodies can take at once, whatever is sent.
 They start with the first body (`warm_up` starts them with the application), are spawned (the
 server runs threads, which `fork` does not copy safely) and die with the process that started
-them. A pool broken by a dead process is replaced once.
+them. A pool broken by a dead process is replaced once. `shutdown` stops them: a process that
+multiprocessing started (a worker of `serve --workers N`) must call it before it exits, since
+its exit waits for its children before the pool's own exit hook would have stopped them.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ async def off_loop(work: Callable[..., T], *args: object) -> T:
     except BrokenProcessPool:
         _pool = None  # a process died (killed, out of memory): start afresh, once
         return await loop.run_in_executor(_executor(), work, *args)
+
+
+def shutdown() -> None:
+    """Stop the sanitizer processes (started again by the next body, if any)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
 
 
 def _ready() -> bool:

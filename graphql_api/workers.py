@@ -28,7 +28,7 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 
 
 def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
-    from graphql_api import draining
+    from graphql_api import draining, sanitizer_pool
     from graphql_api.app import init_app  # the server's imports are only for serving
 
     draining.install()
@@ -38,15 +38,18 @@ def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
     # collections: with many subscribers, collections otherwise stall the loop for ~0.5 s.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        print=None,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log_class=AccessLogger,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            reuse_port=reuse_port,
+            print=None,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+            access_log_class=AccessLogger,
+        )
+    finally:
+        sanitizer_pool.shutdown()
 
 
 def _worker_main(settings: Settings) -> None:
