@@ -30,7 +30,6 @@ from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import EmbeddedServer
 from graphql_api.settings import Settings
 from tests.factories import STANDARD_DIRECTORY
-from tests.fault_helpers import RestartableServer
 from tests.node_clients import installed_node
 from tests.query_log import QUERY_LOG
 
@@ -169,8 +168,10 @@ async def api(http: TestClient, settings: Settings, ids: dict[str, dict[str, str
 
 
 @pytest.fixture
-def database_server(tmp_path: Path) -> Iterator[RestartableServer]:
+def database_server(tmp_path: Path) -> Iterator[Any]:
     """A database of the test's own that the test may stop and restart (`tests/test_faults.py`)."""
+    from tests.fault_helpers import RestartableServer  # it needs this module's `Api`
+
     server = RestartableServer(tmp_path / "nx")
     server.start()
     yield server
