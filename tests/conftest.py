@@ -30,6 +30,7 @@ from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import EmbeddedServer
 from graphql_api.settings import Settings
 from tests.factories import STANDARD_DIRECTORY
+from tests.node_clients import installed_node
 from tests.query_log import QUERY_LOG
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -164,3 +165,20 @@ class Api:
 @pytest.fixture
 async def api(http: TestClient, settings: Settings, ids: dict[str, dict[str, str]]) -> Api:
     return Api(http=http, tokens=TokenService(settings), ids=ids)
+
+
+@pytest.fixture
+def database_server(tmp_path: Path) -> Iterator[Any]:
+    """A database of the test's own that the test may stop and restart (`tests/test_faults.py`)."""
+    from tests.fault_helpers import RestartableServer  # it needs this module's `Api`
+
+    server = RestartableServer(tmp_path / "nx")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The `node` executable, with tests/js's packages installed (`tests/node_clients.py`)."""
+    return installed_node()

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from bson import ObjectId
 
@@ -346,23 +344,3 @@ def conversation_doc(
 def headers_for(api: Any, uid: str) -> dict[str, str]:
     """Bearer headers for a user that is not in the standard directory."""
     return {"Authorization": f"Bearer {api.tokens.issue(uid, ttl_seconds=600)}"}
-
-
-# Fixtures of the modules that share one app (imported by them: one module-scoped app each).
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(mongo_server, tmp_path_factory):
-    """One app for the module; every test gets fresh firms (see `SharedApp.fresh_api`)."""
-    async with shared_app(mongo_server, tmp_path_factory.mktemp("shared")) as app:
-        yield app
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(shared):
-    return await shared.fresh_api()
-
-
-@pytest.fixture
-def db(shared):
-    return shared.db

@@ -43,8 +43,7 @@ def _tool(name: str) -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def node() -> str:
+def installed_node() -> str:
     """The `node` executable, with tests/js's packages installed (`npm ci`) when missing."""
     node = _tool("node")
     if _installed():

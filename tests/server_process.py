@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import command, process_gone
+from tests.cli_helpers import command, process_gone
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0

@@ -17,7 +17,7 @@ from graphql_api.app import init_app
 from graphql_api.auth import TokenService
 from graphql_api.settings import Settings
 from tests.conftest import Api
-from tests.test_attachments import BLOCK, MAX_BYTES, MULTIPART, PART_TAIL, part_head, uploaded
+from tests.upload_helpers import BLOCK, MAX_BYTES, MULTIPART, PART_TAIL, part_head, uploaded
 
 TRICKLE_EVERY_SECONDS = 0.3
 ANSWER_BOUND = 15.0  # seconds: far above the 1 s deadline, far below "never"

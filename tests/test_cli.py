@@ -7,15 +7,11 @@ process is killed in a `finally`, and waits poll with a deadline instead of slee
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,104 +21,24 @@ from graphql_api.auth import TokenService
 from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
 from schema.schema import export_sdl
+from tests.cli_helpers import (
+    COMMAND_TIMEOUT,
+    SPEC_DIRECTORY,
+    cli_env,
+    command,
+    messager,
+    messager_sync,
+    process_gone,
+    wait_until_gone,
+    write_json,
+)
 from tests.conftest import JWT_SECRET
 
-COMMAND_TIMEOUT = 60.0
 START_TIMEOUT = 60.0
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
-SPEC_DIRECTORY: dict[str, Any] = {
-    "firms": [{"key": "acme", "name": "Acme Accounting"}],
-    "companies": [{"key": "bakery", "firm": "acme", "name": "Martin Bakery"}],
-    "users": [
-        {
-            "key": "alice",
-            "firm": "acme",
-            "kind": "PRACTITIONER",
-            "name": "Alice Roy",
-            "email": "alice@acme.test",
-            "favorites": ["bakery"],
-        },
-        {
-            "key": "bob",
-            "firm": "acme",
-            "kind": "CLIENT",
-            "name": "Bob Martin",
-            "email": "bob@bakery.test",
-            "companies": ["bakery"],
-            "favorites": ["bakery"],
-        },
-    ],
-}
-
 
 # -- Running the command line -----------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli_env(data_dir: Path, mongodb_uri: str | None, jwt_secret: str | None = JWT_SECRET):
-    """The test process's environment without any Messager setting, plus these."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name != "MONGODB_URI" and not name.startswith("MESSAGER_")
-    }
-    env["MESSAGER_DATA_DIR"] = str(data_dir)
-    if mongodb_uri:
-        env["MONGODB_URI"] = mongodb_uri
-    if jwt_secret:
-        env["MESSAGER_JWT_SECRET"] = jwt_secret
-    return env
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "graphql_api", *args]
-
-
-async def messager(*args: str, env: dict[str, str], cwd: Path) -> Result:
-    """Run one `messager` command to its end (from an async test)."""
-    process = await asyncio.create_subprocess_exec(
-        *command(*args),
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return Result(process.returncode, stdout.decode(), stderr.decode())
-
-
-def messager_sync(*args: str, env: dict[str, str], cwd: Path) -> Result:
-    """Run one `messager` command to its end (from a sync test)."""
-    done = subprocess.run(
-        command(*args),
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
-
-
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return path
 
 
 async def snapshot(db) -> dict[str, list[dict[str, Any]]]:
@@ -183,28 +99,6 @@ def graphql(port: int, token: str, query: str) -> dict[str, Any]:
     )
     with LOCAL.open(request, timeout=COMMAND_TIMEOUT) as answer:
         return json.loads(answer.read())
-
-
-def process_gone(pid: int) -> bool:
-    """True once `pid` has exited (a zombie waiting for a reaper counts as exited)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def wait_until_gone(pid: int) -> bool:
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    while time.monotonic() < deadline:
-        if process_gone(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # -- import -------------------------------------------------------------------------------------

@@ -41,11 +41,12 @@ from graphql_api.database import connect, database_of
 from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
+from tests.cli_helpers import cli_env
 from tests.conftest import JWT_SECRET
+from tests.documents import CREATE_CONVERSATION, SEND_MESSAGE
 from tests.factories import STANDARD_DIRECTORY
 from tests.server_process import STOP_TIMEOUT, Serve, start_serve, wait_until_gone
-from tests.test_attachments import MULTIPART, PART_TAIL, generated_bytes, part_head
-from tests.test_cli import cli_env
+from tests.upload_helpers import MULTIPART, PART_TAIL, generated_bytes, part_head
 
 SEND_CRASHES = 14
 UPLOAD_CRASHES = 2
@@ -56,10 +57,6 @@ KILL_WINDOW_SECONDS = (0.05, 0.6)  # after the storm starts
 SETTLE_SECONDS = 30.0  # bound of the wait for the recovery to settle the counts
 REQUEST_SECONDS = 15.0
 
-CREATE = """
-mutation($input: CreateConversationInput!) { createConversation(input: $input) { id } }
-"""
-SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 MARK_READ = "mutation($id: ID!) { markConversationRead(conversationId: $id) { id } }"
 HISTORY = """
 query($id: ID!, $after: String) { conversation(id: $id) {
@@ -196,7 +193,7 @@ async def create(
         "subject": subject,
         "body": subject,
     }
-    created = await gql(session, url, token, CREATE, {"input": conversation})
+    created = await gql(session, url, token, CREATE_CONVERSATION, {"input": conversation})
     return created["createConversation"]["id"]
 
 
@@ -242,7 +239,7 @@ class Sender:
 
     async def send(self, session, url: str, key: str, conversation_id: str) -> str:
         message = {"conversationId": conversation_id, "body": key, "clientMessageId": key}
-        data = await gql(session, url, self.token, SEND, {"input": message})
+        data = await gql(session, url, self.token, SEND_MESSAGE, {"input": message})
         return data["sendMessage"]["id"]
 
 
@@ -440,7 +437,7 @@ async def attach(session, url: str, token: str, conversation_id: str, attachment
         "attachmentIds": [attachment_id],
     }
     try:
-        await gql(session, url, token, SEND, {"input": message})
+        await gql(session, url, token, SEND_MESSAGE, {"input": message})
     except GraphQLError as error:
         return error.args[0][0]["extensions"]["code"]
     return None
@@ -517,7 +514,7 @@ async def test_mark_read_storms_killed_at_random_moments_leave_exact_unread_coun
         for crash in range(MARK_CRASHES):
             for conversation_id in conversations:  # something new in each
                 message = {"conversationId": conversation_id, "body": f"news {crash}"}
-                await gql(session, running.url, alice, SEND, {"input": message})
+                await gql(session, running.url, alice, SEND_MESSAGE, {"input": message})
                 unread_by_bob[conversation_id] += 1
             storms = [
                 asyncio.create_task(r.storm(session, running.url, conversations, rng))

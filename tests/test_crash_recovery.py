@@ -21,8 +21,7 @@ from graphql_api.auth import TokenService
 from graphql_api.keys import SERVICES
 from graphql_api.recovery import recover_once
 from tests.conftest import Api
-from tests.test_attachments import uploaded
-from tests.test_notifications import (
+from tests.notification_helpers import (
     create,
     notified_users,
     send,
@@ -30,6 +29,7 @@ from tests.test_notifications import (
     uid,
     unread_count,
 )
+from tests.upload_helpers import uploaded
 from tests.ws_client import WAIT_SECONDS
 
 GRACE_SECONDS = 1.0

@@ -18,7 +18,7 @@ import pytest
 
 from graphql_api.embedded import EmbeddedServer, EmbeddedServerError, ping
 from graphql_api.embedded_pidfile import ENTRY_POINT, PID_FILE
-from tests.test_cli import process_gone, wait_until_gone
+from tests.cli_helpers import process_gone, wait_until_gone
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,19 +19,23 @@ from graphql_api.app import init_app
 from graphql_api.auth import TokenService
 from graphql_api.database import connect, database_of, ensure_schema
 from graphql_api.directory.importer import import_directory
-from graphql_api.embedded import EmbeddedServer, die_with_parent, ping
 from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET, Api
 from tests.factories import STANDARD_DIRECTORY
+from tests.fault_helpers import (
+    ANSWER_BOUND,
+    RECOVERY_BOUND,
+    WATCHERS_SETTLE_SECONDS,
+    RestartableServer,
+    readyz,
+    until_ready,
+)
 from tests.ws_client import GraphQLWs, bearer
 
 DB_TIMEOUT_MS = 1000  # every database operation's deadline in these apps
-ANSWER_BOUND = 15.0  # seconds: well above the deadline, far below a hang
-RECOVERY_BOUND = 20.0  # seconds for the app to notice the database is back
 # After the database comes back, the app's change-stream watchers reopen within about a second;
 # closing the app inside that window can hang it for good (see docs/security.md, known issues),
 # so a test that restarted the database lets them settle before its app closes.
-WATCHERS_SETTLE_SECONDS = 2.0
 
 CREATE = """
 mutation($input: CreateConversationInput!) {
@@ -59,57 +60,6 @@ UNAVAILABLE = {
 # A query that needs the database: a warm process answers the viewer alone from its user cache
 # (until the users change stream notices the outage, docs/architecture.md).
 READS_THE_DATABASE = "{ conversations(first: 1) { edges { node { subject } } } }"
-
-
-class RestartableServer(EmbeddedServer):
-    """An embedded server that can come back on the port and files it had."""
-
-    restarts = 0
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def restart(self, timeout: float = 30.0) -> None:
-        self.restarts += 1
-        assert self.port is not None and (self.process is None or self.process.poll() is not None)
-        with (self.data_dir / "embedded.log").open("ab") as log_file:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "graphql_api.embedded_main",
-                    "--data-dir",
-                    str(self.data_dir / "db"),
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                    "--log-file",
-                    str(self.data_dir / "embedded.log"),
-                    "--pid-file",
-                    str(self.data_dir / "embedded.pid"),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (self.data_dir / "embedded.log").read_text()
-            if ping(self.uri, timeout=0.3):
-                return
-            time.sleep(0.05)
-        pytest.fail(f"the embedded server did not come back on port {self.port}")
-
-
-@pytest.fixture
-def database_server(tmp_path: Path):
-    server = RestartableServer(tmp_path / "nx")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -177,17 +127,6 @@ def errors_of(body: dict) -> list[dict]:
         {"message": error["message"], "extensions": {"code": error["extensions"]["code"]}}
         for error in body["errors"]
     ]
-
-
-async def readyz(api: Api) -> int:
-    response = await asyncio.wait_for(api.http.get("/readyz"), ANSWER_BOUND)
-    return response.status
-
-
-async def until_ready(api: Api) -> None:
-    async with asyncio.timeout(RECOVERY_BOUND):
-        while await readyz(api) != 200:  # noqa: ASYNC110 (readiness is only seen by asking)
-            await asyncio.sleep(0.1)
 
 
 async def history(api: Api, conversation_id: str) -> list[str]:

@@ -26,8 +26,8 @@ from schemathesis import GenerationMode
 from graphql_api.auth import TokenService
 from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
+from tests.cli_helpers import cli_env
 from tests.server_process import serving
-from tests.test_cli import cli_env
 
 MAX_EXAMPLES = 300  # valid and invalid operations together
 BUDGET_SECONDS = 20.0  # of sending generated operations; the whole test stays under ~30 s

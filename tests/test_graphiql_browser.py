@@ -20,7 +20,7 @@ import pytest
 
 from graphql_api.keys import SERVICES
 from tests.conftest import Api
-from tests.node_clients import node, node_script  # noqa: F401 (node: a fixture)
+from tests.node_clients import node_script
 
 DOCS_SCREENSHOT = Path(__file__).parent.parent / "docs" / "graphiql.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -13,9 +13,9 @@ from pymongo.errors import BulkWriteError
 from graphql_api.database import connect, database_of
 from graphql_api.group_commit import GroupCommit
 from tests.command_counting import CountingListener
-from tests.test_subscriptions import bakery_conversation
+from tests.documents import SEND_MESSAGE
+from tests.subscription_helpers import bakery_conversation
 
-SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 UNREAD = "query($id: ID!) { conversation(id: $id) { unreadCount } }"
 HISTORY = """query($id: ID!) { conversation(id: $id) {
   messages(first: 100) { edges { node { author { id } } } } } }"""
@@ -64,7 +64,9 @@ async def test_concurrent_replies_leave_right_unread_counts_and_notifications(ap
     senders = ["bob", "paul", "alice"] * 6
     await asyncio.gather(
         *(
-            api.gql(SEND, {"input": {"conversationId": cid, "body": f"<p>{i}</p>"}}, as_=who)
+            api.gql(
+                SEND_MESSAGE, {"input": {"conversationId": cid, "body": f"<p>{i}</p>"}}, as_=who
+            )
             for i, who in enumerate(senders)
         )
     )

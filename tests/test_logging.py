@@ -11,9 +11,9 @@ import aiohttp
 from graphql_api.auth import TokenService
 from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
+from tests.cli_helpers import cli_env
 from tests.conftest import JWT_SECRET
 from tests.server_process import serving
-from tests.test_cli import cli_env
 
 
 async def test_json_logs_carry_the_request_id_on_every_line_of_a_request(

@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from graphql_api.app import init_app
 from graphql_api.embedded import free_port
 from graphql_api.keys import SERVICES
+from tests.cli_helpers import cli_env
 from tests.conftest import JWT_SECRET
 from tests.server_process import serving
-from tests.test_cli import cli_env
 from tests.ws_client import GraphQLWs, bearer
 
 FAMILIES = {

@@ -35,6 +35,7 @@ from graphql_api.database import connect, database_of
 from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
+from tests.cli_helpers import SPEC_DIRECTORY, cli_env, messager, write_json
 from tests.conftest import JWT_SECRET
 from tests.server_process import (
     START_TIMEOUT,
@@ -46,7 +47,6 @@ from tests.server_process import (
     serving,
     wait_until_gone,
 )
-from tests.test_cli import SPEC_DIRECTORY, cli_env, messager, write_json
 
 WAIT = 10.0  # for one event, one answer, one process
 GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from graphql_api.app import init_app
 from graphql_api.directory.importer import import_directory
 from graphql_api.keys import SERVICES
+from tests.notification_helpers import (
+    create,
+    millis_now,
+    notified_users,
+    send,
+    store_pending_message,
+    uid,
+    unread_count,
+)
 from tests.user_writes import app_of, update_user
 from tests.ws_client import WAIT_SECONDS
 
-CREATE = """
-mutation($input: CreateConversationInput!) { createConversation(input: $input) { id } }
-"""
-SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 NOTIFICATIONS = """
 query($first: Int, $after: String, $unread: Boolean) {
   notifications(first: $first, after: $after, unreadOnly: $unread) {
@@ -36,7 +40,6 @@ query($first: Int, $after: String, $unread: Boolean) {
 }
 """
 MARK = "mutation($ids: [ID!]) { markNotificationsRead(ids: $ids) }"
-UNREAD_COUNT = "query($id: ID!) { conversation(id: $id) { unreadCount } }"
 MARK_CONVERSATION = """
 mutation($id: ID!) { markConversationRead(conversationId: $id) { id unreadCount } }
 """
@@ -47,37 +50,6 @@ READABLE = "query($id: ID!) { conversation(id: $id) { id } }"
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def uid(api: Any, key: str) -> str:
-    return api.ids["users"][key]
-
-
-async def create(
-    api: Any,
-    as_: str,
-    kind: str,
-    participants: list[str],
-    *,
-    company: str | None = None,
-    subject: str = "Subject",
-    text: str = "first",
-) -> str:
-    """Create a conversation whose first message is `<p>text</p>`; answers its id."""
-    data: dict[str, Any] = {
-        "type": kind,
-        "participantIds": [uid(api, p) for p in participants],
-        "subject": subject,
-        "body": f"<p>{text}</p>",
-    }
-    if company is not None:
-        data["companyId"] = api.ids["companies"][company]
-    return (await api.gql(CREATE, {"input": data}, as_=as_))["createConversation"]["id"]
-
-
-async def send(api: Any, as_: str, conversation_id: str, text: str) -> str:
-    data = {"conversationId": conversation_id, "body": f"<p>{text}</p>"}
-    return (await api.gql(SEND, {"input": data}, as_=as_))["sendMessage"]["id"]
 
 
 async def first_message_id(db: Any, conversation_id: str) -> str:
@@ -95,19 +67,8 @@ async def listed_texts(api: Any, as_: str, **variables: Any) -> list[str]:
     return [n["message"]["bodyText"] for n in await listed(api, as_, **variables)]
 
 
-async def notified_users(db: Any, message_id: str) -> list[str]:
-    """The users holding a notification of the message, one entry per stored notification."""
-    docs = await db.notifications.find({"message_id": message_id}).to_list()
-    return sorted(doc["user_id"] for doc in docs)
-
-
 async def mark(api: Any, as_: str, ids: list[str] | None) -> int:
     return (await api.gql(MARK, {"ids": ids}, as_=as_))["markNotificationsRead"]
-
-
-async def unread_count(api: Any, as_: str, conversation_id: str) -> int:
-    data = await api.gql(UNREAD_COUNT, {"id": conversation_id}, as_=as_)
-    return data["conversation"]["unreadCount"]
 
 
 async def paul_with_five_notifications(api: Any) -> list[str]:
@@ -119,52 +80,6 @@ async def paul_with_five_notifications(api: Any) -> list[str]:
     nodes = await listed(api, "paul")
     assert [n["message"]["bodyText"] for n in nodes] == ["n5", "n4", "n3", "n2", "n1"]
     return [n["id"] for n in reversed(nodes)]
-
-
-def _millis_now(offset_ms: int = 0) -> tuple[datetime, int]:
-    at = datetime.now(UTC) + timedelta(milliseconds=offset_ms)
-    at = at.replace(microsecond=at.microsecond // 1000 * 1000)
-    return at, int(at.timestamp() * 1000)
-
-
-async def store_pending_message(
-    db: Any,
-    api: Any,
-    conversation_id: str,
-    author: str,
-    recipients: list[str],
-    text: str,
-    age_ms: int = 60_000,
-) -> str:
-    """Store a reply exactly as `Conversations.send` does (counter first, then the message with
-    its outbox flag), but stop there, as a process that died before the fan-out would."""
-    created_at, created_ms = _millis_now(-age_ms)
-    message_id = str(ObjectId())
-    counter = await db.conversations.find_one_and_update(
-        {"_id": conversation_id},
-        {
-            "$inc": {"message_count": 1},
-            "$set": {"last_activity_ms": created_ms, "last_message_id": message_id},
-        },
-        return_document=ReturnDocument.AFTER,
-    )
-    await db.messages.insert_one(
-        {
-            "_id": message_id,
-            "firm_id": counter["firm_id"],
-            "conversation_id": conversation_id,
-            "seq": int(counter["message_count"]),
-            "author_id": uid(api, author),
-            "body": f"<p>{text}</p>",
-            "body_text": text,
-            "attachment_ids": [],
-            "created_at": created_at,
-            "created_ms": created_ms,
-            "fanout": "pending",
-            "recipients": [uid(api, r) for r in recipients],
-        }
-    )
-    return message_id
 
 
 def notifications_service(api: Any) -> Any:
@@ -460,9 +375,9 @@ async def test_mark_notifications_read_without_ids_marks_all_of_the_viewers(api)
 async def test_read_at_is_set_when_a_notification_is_marked_read(api):
     n1, *_ = await paul_with_five_notifications(api)
     assert [n["readAt"] for n in await listed(api, "paul") if n["id"] == n1] == [None]
-    _, before_ms = _millis_now()
+    _, before_ms = millis_now()
     await mark(api, "paul", [n1])
-    _, after_ms = _millis_now()
+    _, after_ms = millis_now()
     (read_at,) = [n["readAt"] for n in await listed(api, "paul") if n["id"] == n1]
     read_ms = round(datetime.fromisoformat(read_at).timestamp() * 1000)
     assert before_ms <= read_ms <= after_ms
@@ -475,7 +390,7 @@ async def test_complete_pending_fanouts_writes_exactly_the_missing_notifications
     cid = await create(api, "bob", "COMPANY", ["paul", "carla"], company="bakery")
     message_id = await store_pending_message(db, api, cid, "paul", ["bob", "carla"], "crashed")
     # bob's notification was written (and read) before the process died; carla's was not.
-    _, created_ms = _millis_now(-60_000)
+    _, created_ms = millis_now(-60_000)
     await db.notifications.insert_one(
         {
             "_id": f"{message_id}:{uid(api, 'bob')}",

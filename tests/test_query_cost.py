@@ -20,12 +20,8 @@ from graphql_api.auth import TokenService
 from graphql_api.settings import Settings
 from schema.limits import MAX_QUERY_COST
 from tests.conftest import Api
+from tests.documents import CREATE_CONVERSATION, SEND_MESSAGE
 from tests.ws_client import GraphQLWs, bearer
-
-CREATE = (
-    """mutation($input: CreateConversationInput!) { createConversation(input: $input) { id } }"""
-)
-SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 
 # The probe of issue 20: within the depth (10) and alias (15) limits, 400,000 messages an alias.
 PROBE_INNER = (
@@ -91,7 +87,7 @@ def too_costly(cost: int, limit: int = MAX_QUERY_COST) -> dict[str, Any]:
 async def private_conversation(api: Api, messages: int = 1) -> str:
     """A PRIVATE conversation of alice and paul with `messages` messages; answers its id."""
     data = await api.gql(
-        CREATE,
+        CREATE_CONVERSATION,
         {
             "input": {
                 "type": "PRIVATE",
@@ -105,7 +101,9 @@ async def private_conversation(api: Api, messages: int = 1) -> str:
     conversation_id = data["createConversation"]["id"]
     for n in range(2, messages + 1):
         await api.gql(
-            SEND, {"input": {"conversationId": conversation_id, "body": f"<p>m{n}</p>"}}, as_="paul"
+            SEND_MESSAGE,
+            {"input": {"conversationId": conversation_id, "body": f"<p>m{n}</p>"}},
+            as_="paul",
         )
     return conversation_id
 
@@ -265,7 +263,7 @@ async def test_a_history_asked_again_on_the_same_websocket_is_read_again(api):
         before = await client.next_data(first)
         await client.receive()  # complete
         await api.gql(
-            SEND, {"input": {"conversationId": conversation_id, "body": "m2"}}, as_="paul"
+            SEND_MESSAGE, {"input": {"conversationId": conversation_id, "body": "m2"}}, as_="paul"
         )
         again = await client.subscribe(history, {"id": conversation_id})
         after = await client.next_data(again)

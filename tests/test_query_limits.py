@@ -20,16 +20,13 @@ import aiohttp
 from graphql_api.ids import new_id
 from graphql_api.pagination import MAX_PAGE_SIZE
 from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_DIRECTIVES, MAX_TOKENS
+from tests.documents import CREATE_CONVERSATION
 
 FAST = 15.0  # seconds: a bound on a refusal that must not make the server work hard
 
 TOKEN_LIMIT_ERROR = (
     f"Syntax Error: Document contains more than {MAX_TOKENS} tokens. Parsing aborted."
 )
-
-CREATE = """
-mutation($input: CreateConversationInput!) { createConversation(input: $input) { id } }
-"""
 
 
 def nested(fields: list[str], leaf: str = "id") -> str:
@@ -258,7 +255,7 @@ async def test_request_body_just_under_one_mebibyte_is_accepted(api):
 
 
 async def test_batched_operations_in_a_json_array_are_refused(api, db):
-    operation = {"query": CREATE, "variables": {"input": private_input(api)}}
+    operation = {"query": CREATE_CONVERSATION, "variables": {"input": private_input(api)}}
     response = await post(api, [operation, operation])
     assert response.status == 400
     assert await response.text() == "Batching is not enabled"
@@ -303,7 +300,7 @@ async def cross_site_post(api, content_type: str, payload: str):
 
 
 async def test_text_plain_post_of_a_mutation_is_not_executed(api, db):
-    payload = json.dumps({"query": CREATE, "variables": {"input": private_input(api)}})
+    payload = json.dumps({"query": CREATE_CONVERSATION, "variables": {"input": private_input(api)}})
     response = await cross_site_post(api, "text/plain", payload)
     assert response.status == 400
     assert await response.text() == "Unsupported content type"
@@ -340,7 +337,7 @@ async def test_upload_with_the_token_in_a_cookie_but_no_bearer_header_is_refused
 
 
 async def test_ten_thousand_deep_nested_html_body_is_refused_as_nested_too_deeply(api, db):
-    conversation = await api.gql(CREATE, {"input": private_input(api)}, as_="alice")
+    conversation = await api.gql(CREATE_CONVERSATION, {"input": private_input(api)}, as_="alice")
     deep = "<b>" * 10_000 + "deep" + "</b>" * 10_000
     send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { body bodyText } }"
     variables = {"i": {"conversationId": conversation["createConversation"]["id"], "body": deep}}
@@ -356,7 +353,7 @@ async def test_ten_thousand_deep_nested_html_body_is_refused_as_nested_too_deepl
 
 
 async def test_html_body_nested_100_deep_is_stored_and_sanitizing_it_again_is_stable(api):
-    conversation = await api.gql(CREATE, {"input": private_input(api)}, as_="alice")
+    conversation = await api.gql(CREATE_CONVERSATION, {"input": private_input(api)}, as_="alice")
     deep = "<b>" * 100 + "deep" + "</b>" * 100
     send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { body bodyText } }"
     variables = {"i": {"conversationId": conversation["createConversation"]["id"], "body": deep}}

@@ -27,15 +27,12 @@ from graphql_api.directory.importer import import_directory
 from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET, Api
 from tests.factories import STANDARD_DIRECTORY
-from tests.test_faults import (
+from tests.fault_helpers import (
     ANSWER_BOUND,
     WATCHERS_SETTLE_SECONDS,
     RestartableServer,
-    database_server,
     until_ready,
 )
-
-__all__ = ["database_server"]  # the fixture, imported for the tests below
 
 VIEWER = "{ viewer { name } }"
 REQUEST_TIMEOUT_SECONDS = 1.0

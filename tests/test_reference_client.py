@@ -13,7 +13,7 @@ import pytest
 from graphql_api.auth import TokenService
 from graphql_api.settings import Settings
 from tests.conftest import Api
-from tests.node_clients import node, node_script, ws_url  # noqa: F401 (node: a fixture)
+from tests.node_clients import node_script, ws_url
 
 CREATE = """
 mutation($input: CreateConversationInput!) {

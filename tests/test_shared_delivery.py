@@ -16,8 +16,8 @@ from graphql_api.app import init_app
 from graphql_api.auth import TokenService
 from tests.command_counting import CountingListener
 from tests.conftest import Api
-from tests.test_attachments import uploaded
-from tests.test_subscriptions import bakery_conversation, connect, uid, wait_for_subscribers
+from tests.subscription_helpers import bakery_conversation, connect, uid, wait_for_subscribers
+from tests.upload_helpers import uploaded
 from tests.ws_client import next_message
 
 # Fragments and an inline fragment: the shared path must read selections written every way.

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from graphql_api.embedded import free_port
-from tests.test_cli import cli_env, messager_sync
+from tests.cli_helpers import cli_env, messager_sync
 
 
 def assert_one_line_failure(result, *expected: str) -> None:

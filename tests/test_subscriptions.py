@@ -35,10 +35,18 @@ from graphql_api.realtime.hub import (
     SUBSCRIBER_QUEUE_SIZE,
 )
 from graphql_api.settings import Settings
+from tests.documents import SEND_MESSAGE
+from tests.subscription_helpers import (
+    bakery_conversation,
+    company,
+    connect,
+    create,
+    uid,
+    wait_for_subscribers,
+)
 from tests.ws_client import (
     LEGACY_WS,
     TRANSPORT_WS,
-    WAIT_SECONDS,
     GraphQLWs,
     bearer,
     close_code,
@@ -49,10 +57,6 @@ from tests.ws_client import (
     receive_json,
 )
 
-CREATE = """
-mutation($input: CreateConversationInput!) { createConversation(input: $input) { id } }
-"""
-SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 ADD_FAVORITE = "mutation($id: ID!) { addFavoriteCompany(companyId: $id) { isFavorite } }"
 REMOVE_FAVORITE = "mutation($id: ID!) { removeFavoriteCompany(companyId: $id) { isFavorite } }"
 LAST_CURSOR = """
@@ -90,47 +94,12 @@ INBOX_SUBJECTS = "subscription { inboxUpdated { subject lastMessage { bodyText }
 # -- helpers ------------------------------------------------------------------------------
 
 
-def uid(api: Any, key: str) -> str:
-    return api.ids["users"][key]
-
-
-def company(api: Any, key: str) -> str:
-    return api.ids["companies"][key]
-
-
-async def create(
-    api: Any,
-    as_: str,
-    kind: str,
-    participants: list[str],
-    *,
-    company_key: str | None = None,
-    subject: str = "Subject",
-    body: str = "<p>First</p>",
-) -> str:
-    """Create a conversation through the API; answers its id."""
-    data: dict[str, Any] = {
-        "type": kind,
-        "participantIds": [uid(api, p) for p in participants],
-        "subject": subject,
-        "body": body,
-    }
-    if company_key is not None:
-        data["companyId"] = company(api, company_key)
-    answer = await api.gql(CREATE, {"input": data}, as_=as_)
-    return answer["createConversation"]["id"]
-
-
-async def bakery_conversation(api: Any, subject: str = "Bakery books") -> str:
-    """A COMPANY conversation of bakery created by bob with paul. Readers: bob and paul
-    (participants), alice (practitioner, bakery in favorites). Not carla nor dan."""
-    return await create(api, "bob", "COMPANY", ["paul"], company_key="bakery", subject=subject)
-
-
 async def send(api: Any, as_: str, conversation_id: str, text: str) -> str:
     """Reply with `<p>text</p>`; answers the message id."""
     answer = await api.gql(
-        SEND, {"input": {"conversationId": conversation_id, "body": f"<p>{text}</p>"}}, as_=as_
+        SEND_MESSAGE,
+        {"input": {"conversationId": conversation_id, "body": f"<p>{text}</p>"}},
+        as_=as_,
     )
     return answer["sendMessage"]["id"]
 
@@ -140,19 +109,6 @@ async def last_cursor(api: Any, as_: str, conversation_id: str) -> tuple[str, st
     data = await api.gql(LAST_CURSOR, {"id": conversation_id}, as_=as_)
     (edge,) = data["conversation"]["messages"]["edges"]
     return edge["cursor"], edge["node"]["id"]
-
-
-async def connect(api: Any, user: str, http: TestClient | None = None) -> GraphQLWs:
-    return await GraphQLWs.connect(http or api.http, bearer(api.token(user)))
-
-
-async def wait_for_subscribers(api: Any, count: int) -> None:
-    """Until the app's event hub holds `count` subscriptions (a subscription is live once
-    registered there)."""
-    hub = api.http.app[SERVICES].hub
-    async with asyncio.timeout(WAIT_SECONDS):
-        while hub.subscriber_count < count:  # noqa: ASYNC110 (the hub offers no event for it)
-            await asyncio.sleep(0.01)
 
 
 async def subscribe_live(api: Any, client: GraphQLWs, query: str, expected: int) -> str:

@@ -23,10 +23,11 @@ from graphql_api.embedded import free_port
 from graphql_api.keys import SERVICES
 from graphql_api.realtime.streams import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from graphql_api.settings import Settings
+from tests.cli_helpers import cli_env
 from tests.conftest import Api
+from tests.documents import CREATE_CONVERSATION
 from tests.server_process import STOP_TIMEOUT, serving
-from tests.test_cli import cli_env
-from tests.test_subscriptions import wait_for_subscribers
+from tests.subscription_helpers import wait_for_subscribers
 from tests.ws_client import (
     TRANSPORT_WS,
     WAIT_SECONDS,
@@ -38,9 +39,6 @@ from tests.ws_client import (
 )
 
 NOTIFICATION_ADDED = "subscription { notificationAdded { message { bodyText } } }"
-CREATE = """
-mutation($input: CreateConversationInput!) { createConversation(input: $input) { id } }
-"""
 
 
 async def handshake_status(http, origin: str | None) -> int:
@@ -57,7 +55,7 @@ async def handshake_status(http, origin: str | None) -> int:
 async def paul_writes_to_alice(api: Api, text: str) -> None:
     """A new PRIVATE conversation from paul to alice: one notification for alice."""
     await api.gql(
-        CREATE,
+        CREATE_CONVERSATION,
         {
             "input": {
                 "type": "PRIVATE",

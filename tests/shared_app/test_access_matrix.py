@@ -18,7 +18,7 @@ from itertools import product
 import pytest
 from bson import ObjectId
 
-from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixtures)
+from tests.conversation_helpers import (
     ADD_FAVORITE,
     CONVERSATION,
     MARK_READ,
@@ -27,18 +27,14 @@ from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixt
     SEND,
     access_paths,
     all_paths,
-    api,
     company_id,
     create,
-    db,
     inbox_ids,
     insert_user,
     read_single,
     reply_outcome,
     set_companies,
     set_favorites,
-    shared,
-    shared_app,
     single_error,
     user_id,
 )

@@ -15,7 +15,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixtures)
+from tests.conversation_helpers import (
     CONVERSATION,
     CONVERSATIONS,
     CREATE,
@@ -23,16 +23,12 @@ from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixt
     MARK_READ,
     NOT_FOUND_CONVERSATION,
     SEND,
-    api,
     company_id,
     create,
     create_input,
-    db,
     firm_filter,
     insert_user,
     read_single,
-    shared,
-    shared_app,
     single_error,
 )
 

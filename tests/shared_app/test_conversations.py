@@ -14,26 +14,22 @@ import pytest
 import pytest_asyncio
 from bson import ObjectId
 
-from tests.conversation_helpers import (  # noqa: F401 (api, db, shared are fixtures)
+from tests.conversation_helpers import (
     CONVERSATIONS,
     CREATE,
     ELIGIBLE,
     MARK_READ,
     SEND,
-    api,
     company_id,
     conversation_doc,
     create,
     create_input,
-    db,
     firm_filter,
     inbox_ids,
     inbox_subjects,
     insert_user,
     read_single,
     send,
-    shared,
-    shared_app,
     single_error,
     user_id,
 )
