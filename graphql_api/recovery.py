@@ -34,7 +34,6 @@ from graphql_api.shutdown import cancel_and_wait
 log = logging.getLogger(__name__)
 
 
-
 async def recover_once(services: Services) -> None:
     """One pass of every recovery step."""
     settings = services.settings

@@ -46,6 +46,8 @@ PENDING_LIFETIME_SECONDS = 24 * 3600
 CLAIM_GRACE_SECONDS = 600
 """A claim not confirmed after this long belongs to a write that failed (requests end within
 the 10 s database deadline): the cleanup confirms it if its message exists, else releases it."""
+
+
 class AttachmentState(enum.StrEnum):
     """Where an upload stands: bytes still arriving, waiting for a message, claimed by a
     message being written, or attached to a stored message."""
@@ -325,4 +327,3 @@ class AttachmentStore:
         ids = [doc["_id"] for doc in docs]
         await self.delete(ids)
         return len(ids)
-

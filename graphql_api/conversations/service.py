@@ -156,9 +156,7 @@ class Conversations:
             await self._after_message(Message.from_doc(message_doc), others, created=stored)
         return stored
 
-    async def _earlier_creation(
-        self, viewer: User, client_message_id: str
-    ) -> Conversation | None:
+    async def _earlier_creation(self, viewer: User, client_message_id: str) -> Conversation | None:
         """What an earlier attempt with this key created, or None; a key already used for a
         reply is refused."""
         existing = await self._conversation_by_client_id(viewer, client_message_id)
