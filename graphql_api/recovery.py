@@ -66,14 +66,14 @@ async def _recover_forever(app: web.Application) -> None:
     while True:
         try:
             await recover_once(services)
-        except PyMongoError as exc:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # The driver turned the stop's cancellation into its own error: stop anyway.
-                raise asyncio.CancelledError from exc
-            log.warning("crash recovery failed: %s", exc)  # the database may be away: retry
+        except PyMongoError as exc:  # the database may be away: try again next time
+            log.warning("crash recovery failed: %s", exc)
         except Exception:  # a bug must not end the recovery for the life of the process
             log.exception("crash recovery failed")
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # A stop's cancellation that the driver swallowed or turned into its own error.
+            raise asyncio.CancelledError
         await asyncio.sleep(services.settings.recovery_interval_seconds)
 
 

@@ -91,6 +91,9 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
         return False
     accounted = {m["seq"] for m in stored} | set(conversation.get("skipped_seqs", ()))
     missing = [seq for seq in range(checked + 1, settled + 1) if seq not in accounted]
+    moved = False
+    if quiet and settled == count:  # before `reconciled_seq` moves: a crash here is retried
+        moved = await _restore_last_message(db, conversation, stored)
     update: Document = {"$set": {"reconciled_seq": settled}}
     if missing:
         # Another process reconciling it at the same time may push them too: the list is read
@@ -98,9 +101,6 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
         # field: docs/embedded.md.)
         update["$push"] = {"skipped_seqs": {"$each": missing}}
     await db.conversations.update_one({"_id": conversation["_id"]}, update)
-    moved = False
-    if quiet and settled == count:
-        moved = await _restore_last_message(db, conversation, stored)
     return bool(missing) or moved
 
 
