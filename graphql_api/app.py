@@ -40,7 +40,6 @@ from graphql_api.keys import (
     WS_INITIALIZED,
 )
 from graphql_api.logging_setup import REQUEST_ID as logged_request_id
-from graphql_api.metrics import http_metrics_middleware
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
@@ -59,6 +58,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, echoed in `X-Request-Id` and in masked errors."""
+    request[metrics.REQUEST_STARTED] = time.perf_counter()
     request_id = request[REQUEST_ID] = uuid.uuid4().hex
     logged_request_id.set(request_id)  # every log line of this request carries it
     try:
@@ -94,7 +94,9 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
         if settings.legacy_graphql_ws:
             protocols.append(GRAPHQL_WS_PROTOCOL)
         super().__init__(
-            schema=build_schema(introspection=settings.introspection_enabled),
+            schema=build_schema(
+                introspection=settings.introspection_enabled, measured=settings.metrics
+            ),
             graphql_ide="graphiql" if settings.introspection_enabled else None,
             subscription_protocols=protocols,
             connection_init_wait_timeout=timedelta(
@@ -127,7 +129,7 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             return web.json_response(
                 {"error": {"code": "FORBIDDEN", "message": "origin not allowed"}}, status=403
             )
-        if self.is_websocket_request(request):
+        if self.settings.metrics and self.is_websocket_request(request):
             with metrics.websocket_open():
                 return await super().__call__(request)
         return await super().__call__(request)
@@ -233,7 +235,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(
             "init_app needs settings.mongodb_uri (the CLI resolves the embedded one)"
         )
-    listeners = (*app.get(LISTENERS, ()), metrics.DATABASE_LISTENER)
+    listeners = (
+        *app.get(LISTENERS, ()),
+        *([metrics.DATABASE_LISTENER] if settings.metrics else []),
+    )
     client = connect(settings.mongodb_uri, listeners, settings.db_timeout_ms)
     db = database_of(client)
     try:
@@ -251,13 +256,15 @@ def init_app(
 ) -> web.Application:
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
     app = web.Application(
-        middlewares=[http_metrics_middleware, request_id_middleware, json_errors_middleware],
+        middlewares=[request_id_middleware, json_errors_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
     app[LISTENERS] = tuple(mongo_listeners)
     app[WEBSOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_websockets)
+    if settings.metrics:
+        app.on_response_prepare.append(metrics.on_response_prepare)
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)

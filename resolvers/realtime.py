@@ -18,7 +18,7 @@ from aiohttp import web
 from graphql_api.context import Context, Info
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.errors import BadUserInput, NotFound, Unauthenticated
-from graphql_api.metrics import observe_delivery
+from graphql_api.metrics import observe_delivery, subscription_running
 from graphql_api.pagination import parse_message_cursor
 from graphql_api.policy import can_read
 from graphql_api.realtime.events import (
@@ -42,8 +42,10 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
 @contextlib.asynccontextmanager
-async def _listening(context: Context, topics: Iterable[Topic]) -> AsyncIterator[Subscriber]:
-    """A hub subscription for the life of one GraphQL subscription."""
+async def _listening(
+    context: Context, topics: Iterable[Topic], field: str
+) -> AsyncIterator[Subscriber]:
+    """A hub subscription for the life of one GraphQL subscription (`field`, for metrics)."""
     hub = context.services.hub
     websocket = context.response if isinstance(context.response, web.WebSocketResponse) else None
 
@@ -62,7 +64,8 @@ async def _listening(context: Context, topics: Iterable[Topic]) -> AsyncIterator
     subscriber = hub.subscribe(topics, on_overflow=close_slow_consumer)
     context.active_subscriptions += 1
     try:
-        yield subscriber
+        with subscription_running(field):
+            yield subscriber
     finally:
         context.active_subscriptions -= 1
         hub.unsubscribe(subscriber)
@@ -83,7 +86,7 @@ async def message_added(
     conversation = await service.get(context.viewer, conversation_id)
     last_seq = parse_message_cursor(after, "after") if after is not None else None
     topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
-    async with _listening(context, topics) as subscriber:
+    async with _listening(context, topics, "messageAdded") as subscriber:
         # Subscribed before reading: whatever is written from here on is queued, so the replay
         # and the live events overlap instead of leaving a gap; `seq` removes the overlap.
         if last_seq is None:
@@ -154,7 +157,7 @@ def _message_for(context: Context, message: Message) -> MessageType:
 async def notification_added(info: Info) -> AsyncGenerator[NotificationType, None]:
     context = info.context
     viewer = context.viewer
-    async with _listening(context, [user_topic(viewer.id)]) as subscriber:
+    async with _listening(context, [user_topic(viewer.id)], "notificationAdded") as subscriber:
         while True:
             event = await subscriber.next()
             if isinstance(event, UserChanged):
@@ -170,7 +173,7 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationType, None]:
     context = info.context
     viewer = context.viewer
     topics = [firm_topic(viewer.firm_id), user_topic(viewer.id)]
-    async with _listening(context, topics) as subscriber:
+    async with _listening(context, topics, "inboxUpdated") as subscriber:
         while True:
             event = await subscriber.next()
             conversation: Conversation | None = None
