@@ -6,7 +6,7 @@ Families (all prefixed `messager_`; docs/operations.md describes each):
   starts, its life is not a latency);
 - `graphql_errors_total{code}`: errors answered, by `extensions.code`;
 - `http_requests_total{route,method,status}` and `http_request_duration_seconds{route}`
-  (counted as each answer's headers go out: `on_response_prepare`);
+  (counted by the application's request-id middleware: `observe_http`);
 - `websocket_connections` and `subscriptions_active{subscription}`: open now;
 - `delivery_lag_seconds`: from a message's creation to its live delivery to a subscriber;
 - `db_command_duration_seconds{command,outcome}`: every database command (a pymongo
@@ -196,15 +196,9 @@ class DatabaseCommandMetrics(monitoring.CommandListener):
 
 DATABASE_LISTENER = DatabaseCommandMetrics()
 
-REQUEST_STARTED = web.RequestKey("metrics_request_started", float)
-"""`time.perf_counter()` when the request reached the application (set by its first
-middleware), for `http_request_duration_seconds`."""
 
-
-async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Counts and times each HTTP answer as its headers go out: a signal the application
-    already sends (CORS uses it), cheaper than one more middleware around every request."""
-    status = response.status
+def observe_http(request: web.Request, status: int, started: float) -> None:
+    """Count and time one HTTP answer (called by the application's request-id middleware)."""
     key = (_route_label(request), request.method, status)
     children = _http_children.get(key)
     if children is None:
@@ -213,8 +207,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
             HTTP_DURATION.labels(key[0]),
         )
     children[0].inc()
-    started = request.get(REQUEST_STARTED)
-    if started is not None and status != 101:  # a WebSocket's time is its whole life
+    if status != 101:  # a WebSocket's time is its whole life
         children[1].observe(time.perf_counter() - started)
 
 
