@@ -50,7 +50,6 @@ from graphql_api.keys import (
     WS_INITIALIZED,
 )
 from graphql_api.logging_setup import REQUEST_ID as logged_request_id
-from graphql_api.metrics import http_metrics_middleware
 from graphql_api.readiness import Readiness
 from graphql_api.realtime.lifecycle import realtime_ctx
 from graphql_api.recovery import recovery_ctx
@@ -71,21 +70,28 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id, echoed in `X-Request-Id` and in masked errors."""
+    """Give every request an id, echoed in `X-Request-Id` and in masked errors; count its
+    answer for `/metrics` (here rather than in one more middleware: each layer costs)."""
+    started = time.perf_counter()
+    measured = request.app[SETTINGS].metrics
     request_id = request[REQUEST_ID] = uuid.uuid4().hex
     logged_request_id.set(request_id)  # every log line of this request carries it
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # 404 of unknown routes, refused CORS preflights...
         exc.headers["X-Request-Id"] = request_id
+        if measured:
+            metrics.observe_http(request, exc.status, started)
         raise
     except Exception:
         log.exception(
             "unexpected error (request %s) on %s %s", request_id, request.method, request.path
         )
-        return error_response(InternalError(request_id), **{"X-Request-Id": request_id})
+        response = error_response(InternalError(request_id))
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
+    if measured:
+        metrics.observe_http(request, response.status, started)
     return response
 
 
@@ -101,6 +107,7 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 introspection=settings.introspection_enabled,
                 max_query_cost=settings.max_query_cost,
                 request_timeout_seconds=settings.request_timeout_seconds,
+                measured=settings.metrics,
             ),
             graphql_ide="graphiql" if settings.introspection_enabled else None,
             subscription_protocols=protocols,
@@ -167,6 +174,8 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
                 # Browsers send cookies, never our bearer token, on a WebSocket; refusing
                 # foreign origins still stops cross-site pages from even opening one.
                 return error_response(Forbidden("origin not allowed"))
+            if not self.settings.metrics:
+                return await super().__call__(request)
             with metrics.websocket_open():
                 return await super().__call__(request)
         # The whole request has a deadline, loading the viewer included: past it, its work is
@@ -304,7 +313,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     client = connect(
         settings.mongodb_uri,
-        (*app.get(LISTENERS, ()), metrics.DATABASE_LISTENER),
+        (
+            *app.get(LISTENERS, ()),
+            *([metrics.DATABASE_LISTENER] if settings.metrics else []),
+        ),
         settings.db_timeout_ms,
         write_concern=settings.write_concern_setting,
     )
@@ -323,7 +335,6 @@ def init_app(
     """The application; `mongo_listeners` observe its database commands (tests count them)."""
     app = web.Application(
         middlewares=[
-            http_metrics_middleware,
             request_id_middleware,
             json_errors_middleware,
             body_timeout_middleware(settings.body_timeout_seconds, settings.body_min_rate),

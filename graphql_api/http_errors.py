@@ -61,7 +61,10 @@ def _message(status: int, text: str | None) -> str:
     if text.startswith(prefix):  # aiohttp's "404: Not Found"
         text = text[len(prefix) :]
     if not text:
-        text = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        try:
+            text = HTTPStatus(status).phrase
+        except ValueError:
+            text = "Error"
     return text[:MAX_MESSAGE_CHARS]
 
 

@@ -18,6 +18,7 @@ import contextvars
 import json
 import logging
 from datetime import UTC, datetime
+from typing import TextIO
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -61,9 +62,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(log_format: str = "text", *, worker: bool = False) -> None:
-    """One handler on the root logger, on stderr, in the chosen format."""
-    handler = logging.StreamHandler()
+def configure_logging(
+    log_format: str = "text", *, worker: bool = False, stream: TextIO | None = None
+) -> None:
+    """One handler on the root logger, on stderr (or `stream`), in the chosen format."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())

@@ -5,7 +5,8 @@ Families (all prefixed `messager_`; docs/operations.md describes each):
   type}`: operations by name (queries and mutations are timed; a subscription is counted when it
   starts, its life is not a latency);
 - `graphql_errors_total{code}`: errors answered, by `extensions.code`;
-- `http_requests_total{route,method,status}` and `http_request_duration_seconds{route}`;
+- `http_requests_total{route,method,status}` and `http_request_duration_seconds{route}`
+  (counted by the application's request-id middleware: `observe_http`);
 - `websocket_connections` and `subscriptions_active{subscription}`: open now;
 - `delivery_lag_seconds`: from a message's creation to its live delivery to a subscriber;
 - `db_command_duration_seconds{command,outcome}`: every database command (a pymongo
@@ -31,7 +32,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -195,31 +196,19 @@ class DatabaseCommandMetrics(monitoring.CommandListener):
 
 DATABASE_LISTENER = DatabaseCommandMetrics()
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@web.middleware
-async def http_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        key = (_route_label(request), request.method, status)
-        children = _http_children.get(key)
-        if children is None:
-            children = _http_children[key] = (
-                HTTP_REQUESTS.labels(key[0], key[1], str(status)),
-                HTTP_DURATION.labels(key[0]),
-            )
-        children[0].inc()
-        if status != 101:  # a WebSocket's time is its whole life
-            children[1].observe(time.perf_counter() - started)
+def observe_http(request: web.Request, status: int, started: float) -> None:
+    """Count and time one HTTP answer (called by the application's request-id middleware)."""
+    key = (_route_label(request), request.method, status)
+    children = _http_children.get(key)
+    if children is None:
+        children = _http_children[key] = (
+            HTTP_REQUESTS.labels(key[0], key[1], str(status)),
+            HTTP_DURATION.labels(key[0]),
+        )
+    children[0].inc()
+    if status != 101:  # a WebSocket's time is its whole life
+        children[1].observe(time.perf_counter() - started)
 
 
 def _route_label(request: web.Request) -> str:

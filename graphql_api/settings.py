@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     """`json`: one JSON object per log line, with the request id (`MESSAGER_LOG_FORMAT`)."""
     metrics: bool = True
-    """Serve `/metrics` in the Prometheus text format."""
+    """Measure, and serve `/metrics` in the Prometheus text format; false: neither."""
     metrics_token: SecretStr | None = None
     """When set, `/metrics` answers only `Authorization: Bearer <this token>`."""
 

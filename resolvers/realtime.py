@@ -29,8 +29,10 @@ from schema.conversation_types import Conversation, Message
 from schema.notification_types import Notification
 
 
-def _listening(context: Context, topics: list[Topic]) -> AbstractAsyncContextManager[Subscriber]:
-    return listening(context.services.hub, topics, context.subscriptions, context.response)
+def _listening(
+    context: Context, topics: list[Topic], field: str
+) -> AbstractAsyncContextManager[Subscriber]:
+    return listening(context.services.hub, topics, context.subscriptions, context.response, field)
 
 
 async def _load_conversation(context: Context, conversation_id: str) -> models.Conversation | None:
@@ -46,7 +48,7 @@ async def message_added(
         raise NotFound("conversation not found")
     after_seq = parse_message_cursor(after, "after") if after is not None else None
     topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
-    async with _listening(context, topics) as subscriber:
+    async with _listening(context, topics, "messageAdded") as subscriber:
         async for message in conversation_messages(
             subscriber,
             context.services.conversations,
@@ -60,7 +62,9 @@ async def message_added(
 
 async def notification_added(info: Info) -> AsyncGenerator[Notification, None]:
     context = info.context
-    async with _listening(context, [user_topic(context.viewer.id)]) as subscriber:
+    async with _listening(
+        context, [user_topic(context.viewer.id)], "notificationAdded"
+    ) as subscriber:
         async for notification in readable_notifications(
             subscriber, context.current_viewer, lambda i: _load_conversation(context, i)
         ):
@@ -70,7 +74,7 @@ async def notification_added(info: Info) -> AsyncGenerator[Notification, None]:
 async def inbox_updated(info: Info) -> AsyncGenerator[Conversation, None]:
     context = info.context
     topics = [firm_topic(context.viewer.firm_id), user_topic(context.viewer.id)]
-    async with _listening(context, topics) as subscriber:
+    async with _listening(context, topics, "inboxUpdated") as subscriber:
         async for conversation in readable_inbox_changes(
             subscriber, context.current_viewer, lambda i: _load_conversation(context, i)
         ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import strawberry
@@ -13,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from graphql_api import metrics
 from graphql_api.errors import RequestTimeout
 from graphql_api.settings import Settings
 from schema.conversation_api import ConversationMutation, ConversationQuery
@@ -20,7 +22,7 @@ from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.error_codes import ValidationErrorCodes, tag_request_errors
 from schema.extensions import CurrentViewer, MaskUnexpectedErrors, StripSuggestions
 from schema.limits import MAX_QUERY_COST, limit_extensions
-from schema.operation_metrics import OperationMetrics, count_errors
+from schema.operation_metrics import count_errors, operation_of
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 from schema.shared_events import SharedEventExecutionContext
 
@@ -42,13 +44,32 @@ class MessagerSchema(strawberry.Schema):
     """
 
     request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS
+    measured = True
+    """Operations and errors counted for `/metrics` (off with `MESSAGER_METRICS=false`)."""
+
+    async def execute(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self.measured:
+            return await super().execute(query, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return await super().execute(query, *args, **kwargs)
+        finally:
+            kind, name = operation_of(query, kwargs.get("operation_name"))
+            metrics.observe_operation(name, kind, time.perf_counter() - started)
+
+    async def stream(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.measured:
+            kind, name = operation_of(query, kwargs.get("operation_name"))
+            metrics.observe_operation(name, kind, None)
+        return await super().stream(query, *args, **kwargs)
 
     def process_errors(self, errors, execution_context=None) -> None:  # type: ignore[no-untyped-def]
         # MaskUnexpectedErrors logs what needs logging, with the request id; expected failures
         # (wrong token, unknown id) are the client's business, not the server log's. Here the
         # errors graphql-core raised itself get their `extensions.code`.
         tag_request_errors(errors, execution_context)
-        count_errors(errors)
+        if self.measured:
+            count_errors(errors)
 
     async def _execute_operation(  # type: ignore[override]
         self, execution_context: ExecutionContext, *args: Any, **kwargs: Any
@@ -72,11 +93,11 @@ def build_schema(
     introspection: bool = True,
     max_query_cost: int = MAX_QUERY_COST,
     request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
+    measured: bool = True,
 ) -> MessagerSchema:
     """The executable schema; without introspection (production), "Did you mean" suggestions
-    go too, since they reveal field names."""
+    go too, since they reveal field names; without metrics, operations are not measured."""
     extensions: list = [
-        OperationMetrics,  # first: it sees the operation end last, with everything settled
         ParserCache,
         ValidationCache,
         *limit_extensions(max_query_cost),
@@ -95,6 +116,7 @@ def build_schema(
         config=StrawberryConfig(disable_field_suggestions=not introspection),
     )
     built.request_timeout_seconds = request_timeout_seconds
+    built.measured = measured
     return built
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from graphql_api.keys import SERVICES
 from tests.conftest import Api
-from tests.node_clients import node_script
+from tests.node_clients import NodeScript, node_script
 
 DOCS_SCREENSHOT = Path(__file__).parent.parent / "docs" / "graphiql.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -32,12 +32,20 @@ mutation Create($input: CreateConversationInput!) { createConversation(input: $i
 SEND = "mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id cursor } }"
 
 
-async def wait_for_subscribers(api: Api, count: int) -> None:
+async def wait_for_subscribers(api: Api, count: int, browser: NodeScript) -> None:
     """Until the app's event hub holds `count` subscriptions (then a message is delivered)."""
     hub = api.http.app[SERVICES].hub
-    async with asyncio.timeout(BROWSER_WAIT):
-        while hub.subscriber_count < count:  # noqa: ASYNC110 (the hub offers no event for it)
-            await asyncio.sleep(0.01)
+    try:
+        async with asyncio.timeout(BROWSER_WAIT):
+            while hub.subscriber_count < count:
+                if browser.process.returncode is not None:
+                    break  # the page failed: its report says why
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pass
+    if hub.subscriber_count < count:
+        await browser.exit_code(within=BROWSER_WAIT + 5)  # the script reports what it showed
+        pytest.fail(f"the page's subscription never started\n{browser.report()}")
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +82,7 @@ async def test_graphiql_runs_a_query_and_shows_a_live_message_with_no_internet(
         await browser.expect("loaded", within=BROWSER_WAIT)
         query = await browser.expect("query")
         await browser.expect("subscribing")
-        await wait_for_subscribers(api, 1)  # the page's WebSocket subscription is live
+        await wait_for_subscribers(api, 1, browser)  # the page's subscription is live
         sent = await api.gql(
             SEND,
             {"input": {"conversationId": conversation_id, "body": f"<p>{text}</p>"}},

@@ -200,3 +200,10 @@ async def test_one_scrape_of_serve_workers_sums_every_worker(tmp_path, mongo_uri
         value(samples, "messager_graphql_operations_total", operation="Probe", type="query")
         == requests
     )
+
+
+async def test_metrics_can_be_turned_off(aiohttp_client, settings):
+    http = await aiohttp_client(init_app(settings.model_copy(update={"metrics": False})))
+    response = await http.get("/metrics")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "NOT_FOUND"

@@ -110,8 +110,9 @@ async def test_typename_still_answers_in_production(prod):
 async def test_graphiql_is_not_served_in_production(prod):
     response = await prod.http.get("/graphql", headers={"Accept": "text/html"})
     assert response.status == 404
-    assert response.content_type == "text/plain"
-    assert await response.text() == "Not Found"
+    assert response.content_type == "application/json"  # no page
+    (error,) = (await response.json())["errors"]
+    assert (error["message"], error["extensions"]["code"]) == ("Not Found", "NOT_FOUND")
 
 
 @pytest.mark.parametrize("kind", SUGGESTIONS)
@@ -147,6 +148,7 @@ async def test_suggestions_are_stripped_from_websocket_errors_in_production(prod
                 {
                     "message": "Cannot query field 'notificationAdde' on type 'Subscription'.",
                     "locations": [{"line": 1, "column": 16}],
+                    "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
                 }
             ],
         }

@@ -258,7 +258,7 @@ async def test_batched_operations_in_a_json_array_are_refused(api, db):
     operation = {"query": CREATE_CONVERSATION, "variables": {"input": private_input(api)}}
     response = await post(api, [operation, operation])
     assert response.status == 400
-    assert await response.text() == "Batching is not enabled"
+    assert (await response.json())["errors"][0]["message"] == "Batching is not enabled"
     assert await db.conversations.count_documents({}) == 0
 
 
@@ -278,7 +278,8 @@ async def test_mutation_by_get_is_refused_and_not_executed(api, db):
         "/graphql", params={"query": mutation}, headers=api.headers("paul")
     )
     assert response.status == 400
-    assert await response.text() == "mutations are not allowed when using GET"
+    (error,) = (await response.json())["errors"]
+    assert error["message"] == "mutations are not allowed when using GET"
     assert (await db.users.find_one({"_id": paul}))["favorite_company_ids"] == []
 
 
@@ -303,7 +304,7 @@ async def test_text_plain_post_of_a_mutation_is_not_executed(api, db):
     payload = json.dumps({"query": CREATE_CONVERSATION, "variables": {"input": private_input(api)}})
     response = await cross_site_post(api, "text/plain", payload)
     assert response.status == 400
-    assert await response.text() == "Unsupported content type"
+    assert (await response.json())["errors"][0]["message"] == "Unsupported content type"
     assert await db.conversations.count_documents({}) == 0
 
 
@@ -317,7 +318,7 @@ async def test_form_urlencoded_post_of_a_mutation_is_not_executed(api, db):
         api, "application/x-www-form-urlencoded", urlencode({"query": mutation})
     )
     assert response.status == 400
-    assert await response.text() == "Unsupported content type"
+    assert (await response.json())["errors"][0]["message"] == "Unsupported content type"
     assert await db.conversations.count_documents({}) == 0
 
 

@@ -29,7 +29,7 @@ from graphql_api.conversations.models import Conversation, Message
 from graphql_api.conversations.service import Conversations
 from graphql_api.directory.models import User
 from graphql_api.errors import BadUserInput, NotFound
-from graphql_api.metrics import observe_delivery
+from graphql_api.metrics import observe_delivery, subscription_running
 from graphql_api.notifications.models import Notification
 from graphql_api.policy import can_read, can_read_message
 from graphql_api.realtime.events import (
@@ -70,8 +70,9 @@ async def listening(
     topics: Iterable[Topic],
     slots: SubscriptionSlots,
     websocket: web.StreamResponse | None,
+    field: str,
 ) -> AsyncIterator[Subscriber]:
-    """A hub subscription for the life of one GraphQL subscription."""
+    """A hub subscription for the life of one GraphQL subscription (`field`, for metrics)."""
 
     def close_slow_consumer() -> None:
         if isinstance(websocket, web.WebSocketResponse) and not websocket.closed:
@@ -88,7 +89,8 @@ async def listening(
     subscriber = hub.subscribe(topics, on_overflow=close_slow_consumer)
     slots.active += 1
     try:
-        yield subscriber
+        with subscription_running(field):
+            yield subscriber
     finally:
         slots.active -= 1
         hub.unsubscribe(subscriber)

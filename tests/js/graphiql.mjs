@@ -60,6 +60,17 @@ async function setEditor(page, selector, value) {
   await page.$eval(`${selector} .CodeMirror`, (element, text) => element.CodeMirror.setValue(text), value);
 }
 
+// GraphiQL takes in an edit after a short debounce (then it knows the operation is a
+// subscription, not a query); the page's start script records the edit in the address at that
+// moment, so the address says when the edit has been taken in.
+async function waitUntilTakenIn(page, parameter, value) {
+  await page.waitForFunction(
+    ([name, expected]) => new URLSearchParams(window.location.search).get(name) === expected,
+    [parameter, value],
+    { timeout },
+  );
+}
+
 async function resultText(page) {
   return page.$eval(".graphiql-response .CodeMirror", (element) => element.CodeMirror.getValue());
 }
@@ -109,13 +120,17 @@ try {
   const headers = await openEditorTool(page, "Headers");
   await setEditor(page, headers, JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2));
   await setEditor(page, ".graphiql-query-editor", QUERY);
+  await waitUntilTakenIn(page, "query", QUERY);
   await page.getByRole("button", { name: "Execute query (Ctrl-Enter)" }).click();
   const queryResult = await waitForResult(page, (text) => text.includes('"viewer"'));
   emit({ type: "query", result: JSON.parse(queryResult) });
 
   const variables = await openEditorTool(page, "Variables");
-  await setEditor(page, variables, JSON.stringify({ conversationId }, null, 2));
+  const variablesText = JSON.stringify({ conversationId }, null, 2);
+  await setEditor(page, variables, variablesText);
+  await waitUntilTakenIn(page, "variables", variablesText);
   await setEditor(page, ".graphiql-query-editor", SUBSCRIPTION);
+  await waitUntilTakenIn(page, "query", SUBSCRIPTION);
   await page.getByRole("button", { name: "Execute query (Ctrl-Enter)" }).click();
   emit({ type: "subscribing" });
   const live = await waitForResult(page, (text) => text.includes(expectedText));
@@ -123,7 +138,10 @@ try {
   emit({ type: "live", result: live });
   status = 0;
 } catch (error) {
-  emit({ type: "error", message: String(error?.stack ?? error) });
+  const shown = await browser.contexts()[0]?.pages()[0]?.evaluate(() =>
+    document.querySelector(".graphiql-response .CodeMirror")?.CodeMirror.getValue(),
+  ).catch(() => undefined);
+  emit({ type: "error", message: String(error?.stack ?? error), resultPane: shown });
 } finally {
   emit({ type: "requests", urls: requested, blocked });
   await browser.close();
