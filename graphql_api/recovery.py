@@ -50,7 +50,7 @@ async def recover_once(services: Services) -> None:
     repaired = await reconcile_conversations(services.db, now_ms, grace_ms)
     if repaired:
         log.info("reconciled %d conversations with replies a crash interrupted", repaired)
-    released = await services.attachments.settle_stale_claims(now_ms)
+    released = await services.attachments.settle_stale_claims(now_ms, grace_ms)
     if released:
         log.info("released the attachments of %d messages never stored", released)
 

@@ -237,11 +237,13 @@ class AttachmentStore:
             )
         )
 
-    async def settle_stale_claims(self, now_ms: int | None = None) -> int:
-        """Claims older than the grace period: confirmed when their message exists (the process
-        died between the message and the confirmation), released when it does not (the write
+    async def settle_stale_claims(
+        self, now_ms: int | None = None, grace_ms: int = CLAIM_GRACE_SECONDS * 1000
+    ) -> int:
+        """Claims older than `grace_ms`: confirmed when their message exists (the process died
+        between the message and the confirmation), released when it does not (the write
         failed). Answers how many claims were released."""
-        cutoff = (now_ms if now_ms is not None else clock.now_ms()) - CLAIM_GRACE_SECONDS * 1000
+        cutoff = (now_ms if now_ms is not None else clock.now_ms()) - grace_ms
         stale = await self.db.attachments.find(
             {"state": {"$eq": CLAIMED}, "claimed_ms": {"$lt": cutoff}},
             {"message_id": 1, "conversation_id": 1},
