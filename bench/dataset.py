@@ -17,7 +17,7 @@ The directory goes in through `messager import` (`Server.import_directory`): 2,0
 about 3 s, so the real importer is used (`--direct-directory` inserts the same documents with
 `insert_many` instead). Conversations, messages and read marks are always bulk-inserted
 (`insert_many`, unordered, in batches) with the documents `graphql_api/conversations/service.py`
-writes: the message of `_message_doc` (its notification fan-out done), the conversation of
+writes: the message of `models.new_message_doc` (its notification fan-out done), the conversation of
 `create` with the counter (`message_count`) and the last-message fields its replies left, and
 the read marks `_move_read_mark` leaves (each author's own last message; some participants have
 read it all). The conversations go in before their messages, unlike the service: nothing reads
@@ -59,9 +59,9 @@ from graphql_api.conversations.models import (
     Conversation,
     ConversationType,
     Message,
+    new_message_doc,
 )
 from graphql_api.conversations.read_marks import read_mark_id
-from graphql_api.conversations.service import Conversations
 from graphql_api.conversations.validation import clean_body_now
 from graphql_api.database import DEFAULT_DATABASE
 from graphql_api.directory.models import User, UserKind
@@ -484,19 +484,20 @@ def build_documents(
             author = creator if seq == 1 else rng.choice(participants)
             html, text = bodies[rng.randrange(len(bodies))]
             last_id = new_id()
-            doc = Conversations._message_doc(
-                last_id,
-                author,
-                conversation_id,
-                seq,
-                html,
-                text,
-                [],
-                _at(millis),
+            doc = new_message_doc(
+                message_id=last_id,
+                firm_id=author.firm_id,
+                conversation_id=conversation_id,
+                seq=seq,
+                author_id=author.id,
+                html=html,
+                text=text,
+                attachment_ids=[],
+                created_at=_at(millis),
+                recipients=[u.id for u in participants if u.id != author.id],
                 # Replies carry the client's idempotency key, as the web client sends one; the
                 # first message's key belongs to the conversation (service.create).
-                None if seq == 1 else uuid.uuid4().hex,
-                [u.id for u in participants if u.id != author.id],
+                client_message_id=None if seq == 1 else uuid.uuid4().hex,
             )
             doc["fanout"] = "done"  # Notifications.fan_out finished (notifications not written)
             built.messages.append(doc)
@@ -679,17 +680,18 @@ class Sentinel:
         )
         seq = int(updated["message_count"])
         html, text = clean_body_now(f"<p>sentinel {index}</p>", 0)
-        doc = Conversations._message_doc(
-            message_id,
-            self.author,
-            conversation_id,
-            seq,
-            html,
-            text,
-            [],
-            _at(millis),
-            None,
-            [self.watcher.id],
+        doc = new_message_doc(
+            message_id=message_id,
+            firm_id=self.author.firm_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            author_id=self.author.id,
+            html=html,
+            text=text,
+            attachment_ids=[],
+            created_at=_at(millis),
+            recipients=[self.watcher.id],
+            client_message_id=None,
         )
         db.messages.insert_one(doc)
         notifications = notification_docs(
