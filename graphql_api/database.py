@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, TEXT, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandListener
@@ -109,6 +109,15 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Search (SPEC §16): the `$text` index on the folded words of each message
+# (`graphql_api/search/index.py`). Language "none": the words are folded before they are stored,
+# and neither engine should stem or drop stop words on its own (the embedded server's FTS5
+# cannot). Created apart from the others (`_ensure_text_index`).
+TEXT_INDEXES: dict[str, IndexModel] = {
+    "messages": IndexModel([("search_text", TEXT)], name="message_search", default_language="none"),
+}
+
+
 # GridFS's own collections get GridFS's standard indexes; MongoDB creates these collections on
 # first write, and the embedded server emulates them (it refuses to create dotted names).
 GRIDFS_INDEXES: dict[str, list[IndexModel]] = {
@@ -155,8 +164,27 @@ async def ensure_schema(db: Db) -> None:
             except CollectionInvalid:  # another process created it meanwhile
                 pass
         await db[name].create_indexes(indexes)
+    for name, index in TEXT_INDEXES.items():
+        await _ensure_text_index(db, name, index)
     for name, indexes in GRIDFS_INDEXES.items():
         try:
             await db[name].create_indexes(indexes)
         except OperationFailure as exc:
             log.debug("GridFS indexes on %s not created: %s", name, exc)
+
+
+async def _ensure_text_index(db: Db, name: str, index: IndexModel) -> None:
+    """Create a `$text` index once. MongoDB takes a repeated identical request as done; the
+    embedded server creates its FTS5 table and refills it from every document, which fails
+    ("constraint failed", nothing changed) once the table exists and holds documents. That
+    server lists the table among its search indexes, which MongoDB has no command for."""
+    try:
+        await db[name].create_indexes([index])
+    except OperationFailure as failure:
+        try:
+            listed = await db.command({"listSearchIndexes": name})
+        except OperationFailure:
+            raise failure from None  # MongoDB: a real failure
+        fields = {field for entry in listed["cursor"]["firstBatch"] for field in entry["key"]}
+        if not fields >= set(index.document["key"]):
+            raise

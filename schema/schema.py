@@ -12,9 +12,10 @@ from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.extensions import MaskUnexpectedErrors, StripSuggestions
 from schema.limits import limit_extensions
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
+from schema.search_api import SearchQuery
 from schema.shared_events import SharedEventExecutionContext
 
-Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery))
+Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery, SearchQuery))
 Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation))
 
 
