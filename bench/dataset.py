@@ -830,7 +830,11 @@ async def load(
             timings[name] = 0.0
             for start in range(0, len(docs), chunk or len(docs) or 1):
                 step = time.perf_counter()
-                _insert(db, name, docs[start : start + (chunk or len(docs))])
+                # In a thread: the loop keeps answering the sentinel WebSockets' pings (a chunk
+                # of messages takes longer than the server's heartbeat with the text index).
+                await asyncio.to_thread(
+                    _insert, db, name, docs[start : start + (chunk or len(docs))]
+                )
                 timings[name] += time.perf_counter() - step
                 if chunk:
                     timings["drain"] += await sentinel.wait()

@@ -177,7 +177,9 @@ def can_read_message(viewer: User, conversation: Conversation, message: Message)
 
 def readable_messages_filter(viewer: User) -> Document:
     """The per-message rule as a MongoDB filter on `messages`, to add to a query on one
-    readable conversation's history (nothing to add today)."""
+    readable conversation's history (nothing to add today). Search carries it inside a `$text`
+    query (`searchable_messages_filter`): keep it flat conditions on fields, no `$or` or
+    `$and`, which the embedded server would evaluate in Python over every message."""
     return {}
 
 

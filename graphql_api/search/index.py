@@ -19,6 +19,8 @@ documents at once, so search reflects it on the next query):
 - `refresh_search_text(db, conversation)`: subject renamed (every message of the conversation,
   in batches of `REFRESH_BATCH`);
 - `refresh_search_text(db, conversation, [message_id])`: a message edited or deleted.
+`reindex_all` (`messager reindex-search`) writes every field of every message afresh: for
+messages stored before search existed, or after a repair.
 Until they run, `Search` still checks every result against the conversation as stored
 (`policy.can_read_message`), so stale grants never show a message to someone who lost access.
 """
@@ -36,6 +38,8 @@ from graphql_api.search.terms import fold
 
 REFRESH_BATCH = 500
 """Messages read and rewritten per command when a subject changes."""
+REINDEX_BATCH = 100
+"""Conversations read per command by `reindex_all`."""
 
 
 def search_text(subject: str, body_text: str, filenames: Iterable[str] = ()) -> str:
@@ -64,12 +68,45 @@ async def refresh_read_grants(db: Db, conversation: Conversation) -> None:
     )
 
 
+async def reindex_conversation(db: Db, conversation: Conversation) -> None:
+    """Write every search field of every message of `conversation` from what is stored."""
+    await db.messages.update_many(
+        {"conversation_id": {"$eq": conversation.id}},
+        {
+            "$set": {
+                "read_grants": read_grants(conversation),
+                "company_id": conversation.company_id,
+                "conversation_type": conversation.type.value,
+            }
+        },
+    )
+    await refresh_search_text(db, conversation)
+
+
+async def reindex_all(db: Db) -> int:
+    """`reindex_conversation` for every conversation of the database; answers how many."""
+    done, after = 0, ""
+    while True:
+        batch = (
+            await db.conversations.find({"_id": {"$gt": after}})
+            .sort("_id", 1)
+            .limit(REINDEX_BATCH)
+            .to_list()
+        )
+        for doc in batch:
+            await reindex_conversation(db, Conversation.from_doc(doc))
+        done += len(batch)
+        if len(batch) < REINDEX_BATCH:
+            return done
+        after = batch[-1]["_id"]
+
+
 async def refresh_search_text(
     db: Db, conversation: Conversation, message_ids: Sequence[str] | None = None
 ) -> None:
-    """Recompute `search_text` from what is stored now (the conversation's subject as given,
-    each message's plain text and filenames; empty once deleted), for `message_ids` or for
-    every message of the conversation."""
+    """Recompute `search_text` and `attachment_count` from what is stored now (the
+    conversation's subject as given, each message's plain text and filenames; no words once
+    deleted), for `message_ids` or for every message of the conversation."""
     query: Document = {"conversation_id": {"$eq": conversation.id}}
     if message_ids is not None:
         query["_id"] = {"$in": list(message_ids)}
@@ -91,7 +128,12 @@ async def refresh_search_text(
             [
                 UpdateOne(
                     {"_id": doc["_id"]},
-                    {"$set": {"search_text": _stored_search_text(conversation, doc, names)}},
+                    {
+                        "$set": {
+                            "search_text": _stored_search_text(conversation, doc, names),
+                            "attachment_count": len(doc.get("attachment_ids") or ()),
+                        }
+                    },
                 )
                 for doc in batch
             ],
