@@ -26,9 +26,9 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 
 from graphql_api import clock
 from graphql_api.conversations.inbox_query import conjoin
@@ -197,7 +197,7 @@ class Search:
         return hits
 
     @staticmethod
-    async def _by_ids(collection: Any, ids: list[str]) -> dict[str, Document]:
+    async def _by_ids(collection: AsyncCollection[Document], ids: list[str]) -> dict[str, Document]:
         if not ids:
             return {}
         return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": ids}})}
