@@ -17,7 +17,8 @@ The directory goes in through `messager import` (`Server.import_directory`): 2,0
 about 3 s, so the real importer is used (`--direct-directory` inserts the same documents with
 `insert_many` instead). Conversations, messages and read marks are always bulk-inserted
 (`insert_many`, unordered, in batches) with the documents `graphql_api/conversations/service.py`
-writes: the message of `models.new_message_doc` (its notification fan-out done), the conversation of
+writes: the message of `models.new_message_doc` with its search fields (its notification
+fan-out done), the conversation of
 `create` with the counter (`message_count`) and the last-message fields its replies left, and
 the read marks `_move_read_mark` leaves (each author's own last message; some participants have
 read it all). The conversations go in before their messages, unlike the service: nothing reads
@@ -68,6 +69,7 @@ from graphql_api.directory.models import User, UserKind
 from graphql_api.ids import new_id
 from graphql_api.notifications.service import notification_docs
 from graphql_api.policy import can_read, is_client_visible
+from graphql_api.search.index import search_fields
 
 Doc = dict[str, Any]
 
@@ -108,6 +110,15 @@ BODIES = [
     "<p>Meeting notes:<br>1. annual accounts<br>2. dividend<br>3. next steps</p>",
     "<p>The tax office answered: the <u>refund</u> will arrive next month.</p>",
 ]
+RARE_BODY = "<p>The kombucha supplier's invoice is attached for the quarter.</p>"
+RARE_WORD = "kombucha"
+RARE_SHARE = 0.0003
+"""About 30 of 100,000 messages say `RARE_WORD` (drawn apart from the rest: the other messages
+stay as they were); `bench.suite`'s search phase looks for it, and for a common and an absent
+word."""
+COMMON_WORD = "payroll"
+"""In one body of ten and one subject of ten: about one message of five."""
+ABSENT_WORD = "zanzibar"
 SUBJECTS = [
     "VAT return",
     "Annual accounts",
@@ -454,7 +465,9 @@ def build_documents(
 ) -> tuple[Built, list[User]]:
     """Every conversation, message and read mark of the plan, shaped as the service writes them."""
     rng = random.Random(seed)
+    rare = random.Random(seed + 1)
     bodies = _bodies()
+    rare_body = clean_body_now(RARE_BODY, 0)
     users = [
         User(
             id=user_ids[i],
@@ -480,13 +493,16 @@ def build_documents(
         marks: dict[str, int] = {}
         conversation_id = new_id()
         last_id = ""
+        first_message = len(built.messages)
         for seq, millis in enumerate(times, 1):
             author = creator if seq == 1 else rng.choice(participants)
             html, text = bodies[rng.randrange(len(bodies))]
+            if rare.random() < RARE_SHARE:
+                html, text = rare_body
             last_id = new_id()
             doc = new_message_doc(
                 message_id=last_id,
-                firm_id=author.firm_id,
+                firm_id=firm_id,
                 conversation_id=conversation_id,
                 seq=seq,
                 author_id=author.id,
@@ -524,6 +540,9 @@ def build_documents(
             "client_visible": is_client_visible(c.kind, company_id, participants),
         }
         built.conversations.append(doc)
+        conversation = Conversation.from_doc(doc)
+        for message in built.messages[first_message:]:  # as the service writes them
+            message.update(search_fields(conversation, message["body_text"]))
         built.read_marks += [
             {
                 "_id": read_mark_id(user_id, conversation_id),
@@ -603,6 +622,7 @@ class Sentinel:
         self.watches: list[_Watch] = []
         self._notification_index: dict[str, int] = {}
         self._db = database(server)
+        self._record: Conversation | None = None
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -693,6 +713,7 @@ class Sentinel:
             recipients=[self.watcher.id],
             client_message_id=None,
         )
+        doc.update(search_fields(self._conversation(), text))
         db.messages.insert_one(doc)
         notifications = notification_docs(
             Message.from_doc(doc), [self.watcher.id], updated.get("company_id")
@@ -712,6 +733,13 @@ class Sentinel:
             upsert=True,
         )
         return index
+
+    def _conversation(self) -> Conversation:
+        if self._record is None:
+            self._record = Conversation.from_doc(
+                self._db.conversations.find_one({"_id": self.conversation_id})
+            )
+        return self._record
 
     async def wait(self, deadline: float = SENTINEL_DEADLINE_SECONDS) -> float:
         """Write a sentinel and wait until every server process delivered it; the seconds."""
@@ -804,7 +832,11 @@ async def load(
             timings[name] = 0.0
             for start in range(0, len(docs), chunk or len(docs) or 1):
                 step = time.perf_counter()
-                _insert(db, name, docs[start : start + (chunk or len(docs))])
+                # In a thread: the loop keeps answering the sentinel WebSockets' pings (a chunk
+                # of messages takes longer than the server's heartbeat with the text index).
+                await asyncio.to_thread(
+                    _insert, db, name, docs[start : start + (chunk or len(docs))]
+                )
                 timings[name] += time.perf_counter() - step
                 if chunk:
                     timings["drain"] += await sentinel.wait()

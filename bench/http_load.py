@@ -16,7 +16,9 @@ None at the start and after an error, to the next request):
   participants and company;
 - `history_newest`: the newest 50 messages of the history conversation;
 - `history_walk`: from the newest page back to the first by `before` cursor, 50 at a time, then
-  again from the newest.
+  again from the newest;
+- `search_rare`, `search_common`, `search_absent`: the reader's first page of 20 results for a
+  word in about 30 messages, in about one message of five, and in none (`bench.dataset`).
 
 The load generator shares the machine with the server: CPU used meanwhile by the server, nx-27017,
 this process and every other process is recorded with each phase (% of one core).
@@ -66,6 +68,16 @@ HISTORY = """query History($id: ID!, $before: String) {
       edges { cursor node { id body bodyText createdAt author { id name } } }
       pageInfo { hasPreviousPage startCursor }
     }
+  }
+}"""
+SEARCH = """query Search($query: String!) {
+  search(query: $query, first: 20) {
+    edges { cursor node {
+      snippet
+      message { id bodyText createdAt author { id name } }
+      conversation { id subject }
+    } }
+    pageInfo { hasNextPage endCursor }
   }
 }"""
 
@@ -315,6 +327,32 @@ async def history_walk(
         result.first_error = (
             f"walks counted {stats.wrong_totals[:3]} messages, not {data.history_messages}"
         )
+    return result
+
+
+async def search(
+    server: Server,
+    data: Dataset,
+    scenario: str,
+    word: str,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+) -> LoadResult:
+    """The reader's first page of results for `word`, and what the last answer held."""
+    last: dict[str, Any] = {}
+
+    def worker(previous: Data | None) -> Request:
+        if previous is not None:
+            last.update(previous["search"])
+        return (data.reader_token, SEARCH, {"query": word})
+
+    result = await closed_loop(server, scenario, [worker] * concurrency, seconds, warmup)
+    if last:
+        result.extra = {
+            "results": len(last["edges"]),
+            "more_pages": int(last["pageInfo"]["hasNextPage"]),
+        }
     return result
 
 

@@ -14,7 +14,11 @@ server has worked through the change-stream events of the earlier writes (`Senti
 3. the reader's inbox, `conversations(first: 50)`, 8 in flight (first workers value only, or
    every one with `--all-scenarios`);
 4. history: the newest page of 50 of the 5,000-message conversation, then the walk back to its
-   first message by cursor, 8 in flight each (as 3).
+   first message by cursor, 8 in flight each (as 3);
+5. search: the reader's first page of 20 results for a rare, a common and an absent word
+   (`bench.dataset.RARE_WORD`...), one request in flight: latency (as 3).
+
+`--phases` runs only some of these (e.g. `--phases search`).
 
 Then, unless turned off, the delivery benchmark (`bench.delivery.measure`: its own fresh server
 per rate and run) and the attachment benchmark (`bench.attachments.one_run` on a fresh server).
@@ -46,7 +50,7 @@ from typing import Any
 
 from bench import http_load
 from bench.common import MIB, Server, raise_fd_limit, running_server
-from bench.dataset import FULL, QUICK, Dataset, Scale, load
+from bench.dataset import ABSENT_WORD, COMMON_WORD, FULL, QUICK, RARE_WORD, Dataset, Scale, load
 from bench.delivery import median_range
 from bench.plot import delivery_plot
 
@@ -56,6 +60,14 @@ FLOOR_CONCURRENCY = 32
 SEND_CONCURRENCIES = (1, 8, 32)
 INBOX_CONCURRENCY = 8
 HISTORY_CONCURRENCY = 8
+SEARCH_CONCURRENCY = 1
+"""One search at a time: the figure is the latency a user waits for, not a throughput."""
+SEARCH_WORDS = {
+    "search_rare": RARE_WORD,
+    "search_common": COMMON_WORD,
+    "search_absent": ABSENT_WORD,
+}
+PHASE_GROUPS = ("floor", "send", "inbox", "history", "search")
 PACKAGES = ("aiohttp", "strawberry-graphql", "graphql-core", "pymongo", "nx-27017", "neosqlite")
 
 Figures = dict[str, Any]
@@ -95,6 +107,9 @@ TARGETS: dict[tuple[str, int | None, int | None], Target] = {
     ),
     ("history_walk", None, None): Target(
         "≥ 500 req/s", lambda rows: _median(rows, "rps") >= 500 and _no_errors(rows)
+    ),
+    ("search_rare", None, None): Target(
+        "p95 ≤ 100 ms", lambda rows: _median(rows, "p95_ms") <= 100 and _no_errors(rows)
     ),
 }
 
@@ -167,6 +182,17 @@ async def run_phases(
                 lambda: http_load.history_walk(server, data, HISTORY_CONCURRENCY, duration, warmup),
             ),
         ]
+        phases += [
+            (
+                scenario,
+                SEARCH_CONCURRENCY,
+                lambda scenario=scenario, word=word: http_load.search(
+                    server, data, scenario, word, SEARCH_CONCURRENCY, duration, warmup
+                ),
+            )
+            for scenario, word in SEARCH_WORDS.items()
+        ]
+    phases = [p for p in phases if p[0].split("_")[0] in args.phases]
     results = []
     for _name, _concurrency, phase in phases:
         # Writes of the previous phase (31 notifications a message) are change-stream events
@@ -353,6 +379,9 @@ def markdown(out: dict[str, Any]) -> str:
         "inbox": ("Inbox: `conversations(first: 50)` of the reader", "req/s"),
         "history_newest": ("History: newest page of 50", "req/s"),
         "history_walk": ("History: walk back by cursor, pages of 50", "req/s"),
+        "search_rare": (f"Search, rare word ({RARE_WORD!r}), first page of 20", "req/s"),
+        "search_common": (f"Search, common word ({COMMON_WORD!r}), first page of 20", "req/s"),
+        "search_absent": (f"Search, absent word ({ABSENT_WORD!r})", "req/s"),
     }
     phases = out["phases"]
     for scenario, (title, unit) in titles.items():
@@ -482,6 +511,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="inbox and history for every workers value, not only the first",
     )
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASE_GROUPS),
+        help=f"HTTP phases to run, comma-separated, of {', '.join(PHASE_GROUPS)} (default all)",
+    )
     parser.add_argument("--delivery", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--attachments", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--delivery-subscribers", type=int, help="default 1000 (quick 20)")
@@ -497,6 +531,9 @@ def parse_args() -> argparse.Namespace:
         return value if value is not None else (small if quick else full)
 
     args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if not set(args.phases) <= set(PHASE_GROUPS):
+        parser.error(f"--phases takes names of {', '.join(PHASE_GROUPS)}")
     args.runs = pick(args.runs, 3, 1)
     args.duration = pick(args.duration, 10.0, 2.0)
     args.warmup = pick(args.warmup, 2.0, 0.5)

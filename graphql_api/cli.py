@@ -1,4 +1,4 @@
-"""The `messager` command line (SPEC §10): serve, import, token, export-schema.
+"""The `messager` command line (SPEC §10): serve, import, token, export-schema, reindex-search.
 
 Every command uses the same data directory and database: `MONGODB_URI` when set; otherwise the
 embedded server that a running `messager serve` recorded in the data directory; otherwise an
@@ -175,6 +175,15 @@ def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reindex_search(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql_api.search.index import reindex_all
+
+    with database_uri(settings) as uri:
+        count = run_on_database(settings, uri, reindex_all)
+    print(f"search fields written for the messages of {count} conversations")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="messager", description="Messager API")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema.graphql")
     export.set_defaults(handler=cmd_export_schema)
+
+    reindex = commands.add_parser(
+        "reindex-search",
+        help="write the search fields of every message afresh (messages stored before search)",
+    )
+    reindex.set_defaults(handler=cmd_reindex_search)
     return parser
 
 

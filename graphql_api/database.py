@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, TEXT, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
@@ -167,6 +167,15 @@ RETIRED_INDEXES: dict[str, list[str]] = {
     "notifications": ["user_inbox"],
 }
 
+# Search (SPEC §16): the `$text` index on the folded words of each message
+# (`graphql_api/search/index.py`). Language "none": the words are folded before they are stored,
+# and neither engine should stem or drop stop words on its own (the embedded server's FTS5
+# cannot). Created apart from the others (`_ensure_text_index`).
+TEXT_INDEXES: dict[str, IndexModel] = {
+    "messages": IndexModel([("search_text", TEXT)], name="message_search", default_language="none"),
+}
+
+
 # GridFS's own collections get GridFS's standard indexes; MongoDB creates these collections on
 # first write, and the embedded server emulates them (it refuses to create dotted names).
 GRIDFS_INDEXES: dict[str, list[IndexModel]] = {
@@ -285,6 +294,8 @@ async def _prepare(db: Db, name: str, exists: bool, embedded: bool) -> None:
             if exc.code != INDEX_NOT_FOUND:  # another process dropped it first
                 raise
     await db[name].create_indexes([_for_server(i, embedded) for i in INDEXES[name]])
+    if name in TEXT_INDEXES:
+        await _ensure_text_index(db, name, TEXT_INDEXES[name])
 
 
 async def _prepare_gridfs(db: Db, name: str, embedded: bool) -> None:
@@ -323,3 +334,20 @@ def is_transient(exc: PyMongoError) -> bool:
     if exc.has_error_label("RetryableWriteError"):
         return True
     return isinstance(exc, AutoReconnect) and not isinstance(exc, NetworkTimeout)
+
+
+async def _ensure_text_index(db: Db, name: str, index: IndexModel) -> None:
+    """Create a `$text` index once. MongoDB takes a repeated identical request as done; the
+    embedded server creates its FTS5 table and refills it from every document, which fails
+    ("constraint failed", nothing changed) once the table exists and holds documents. That
+    server lists the table among its search indexes, which MongoDB has no command for."""
+    try:
+        await db[name].create_indexes([index])
+    except OperationFailure as failure:
+        try:
+            listed = await db.command({"listSearchIndexes": name})
+        except OperationFailure:
+            raise failure from None  # MongoDB: a real failure
+        fields = {field for entry in listed["cursor"]["firstBatch"] for field in entry["key"]}
+        if not fields >= set(index.document["key"]):
+            raise

@@ -37,11 +37,13 @@ def page_size(value: int | None, name: str, default: int = DEFAULT_PAGE_SIZE) ->
     return min(value, MAX_PAGE_SIZE)
 
 
-def _encode(kind: str, value: str) -> str:
+def encode_cursor(kind: str, value: str) -> str:
+    """An opaque cursor of `kind` holding `value`."""
     return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
 
 
-def _decode(cursor: str, kind: str, name: str) -> str:
+def decode_cursor(cursor: str, kind: str, name: str) -> str:
+    """The value of a cursor of `kind`; BAD_USER_INPUT naming the argument `name` otherwise."""
     try:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
     except (UnicodeError, binascii.Error, ValueError) as exc:
@@ -53,11 +55,11 @@ def _decode(cursor: str, kind: str, name: str) -> str:
 
 
 def message_cursor(seq: int) -> str:
-    return _encode("m", str(seq))
+    return encode_cursor("m", str(seq))
 
 
 def parse_message_cursor(cursor: str, name: str) -> int:
-    value = _decode(cursor, "m", name)
+    value = decode_cursor(cursor, "m", name)
     if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise BadUserInput(f"{name} is not a valid cursor")
     return int(value)
@@ -65,22 +67,22 @@ def parse_message_cursor(cursor: str, name: str) -> int:
 
 def activity_cursor(millis: int, item_id: str, kind: str = "c") -> str:
     """A cursor into a list sorted by (epoch milliseconds, id), newest first."""
-    return _encode(kind, f"{millis}|{item_id}")
+    return encode_cursor(kind, f"{millis}|{item_id}")
 
 
 def parse_activity_cursor(cursor: str, name: str, kind: str = "c") -> tuple[int, str]:
-    millis, _, item_id = _decode(cursor, kind, name).partition("|")
+    millis, _, item_id = decode_cursor(cursor, kind, name).partition("|")
     if not (millis.isascii() and millis.isdigit()) or len(millis) > 15 or not is_id(item_id):
         raise BadUserInput(f"{name} is not a valid cursor")
     return int(millis), item_id
 
 
 def notification_cursor(unread: bool, notification_id: str) -> str:
-    return _encode("n", f"{int(unread)}|{notification_id}")
+    return encode_cursor("n", f"{int(unread)}|{notification_id}")
 
 
 def parse_notification_cursor(cursor: str, name: str) -> tuple[int, str]:
-    unread, _, notification_id = _decode(cursor, "n", name).partition("|")
+    unread, _, notification_id = decode_cursor(cursor, "n", name).partition("|")
     message_id, _, user_id = notification_id.partition(":")
     if unread not in ("0", "1") or not (is_id(message_id) and is_id(user_id)):
         raise BadUserInput(f"{name} is not a valid cursor")

@@ -12,6 +12,9 @@ this module decides access; `schema/permissions.py` names these rules on the sch
   `readable_notifications_filter`.
 - Messages: `can_read_message`, `readable_messages_filter` — the per-message rule beside the
   per-conversation one (today every message of a readable conversation is readable).
+- Search (SPEC §16): `read_grants` / `viewer_read_grants`, the conversation rule restated as
+  tokens (a message is readable by a viewer holding one of its conversation's tokens), and
+  `searchable_messages_filter`, which a `$text` query on messages carries whole.
 - Designation (SPEC §4): `eligible_participants_filter`.
 - Attachments (SPEC §7): `can_download`.
 A property test proves the filters and the predicates agree on generated users and records.
@@ -191,8 +194,67 @@ def can_read_message(viewer: User, conversation: Conversation, message: Message)
 
 def readable_messages_filter(viewer: User) -> Document:
     """The per-message rule as a MongoDB filter on `messages`, to add to a query on one
-    readable conversation's history (nothing to add today)."""
+    readable conversation's history (nothing to add today). Search carries it inside a `$text`
+    query (`searchable_messages_filter`): keep it flat conditions on fields, no `$or` or
+    `$and`, which the embedded server would evaluate in Python over every message."""
     return {}
+
+
+# -- search (SPEC §16) -------------------------------------------------------------------------
+#
+# A `$text` query cannot join: whatever decides access must be on the message documents, and on
+# the embedded server it must be one flat condition (a `$or` beside `$text` is evaluated in
+# Python over every document, and loses the relevance score). So the rule of `can_read` is
+# restated as tokens: each conversation grants reading through a few tokens (stored on each of its
+# messages as `read_grants`), each viewer holds a few (`viewer_read_grants`), and the viewer may
+# read the conversation iff they share one. The property test proves this equals `can_read`.
+
+
+def read_grants(conversation: Conversation) -> list[str]:
+    """The tokens through which `conversation` may be read (the firm is checked apart):
+    - `p:<user>`: a participant (any type; what a practitioner participant holds);
+    - `pp:<user>` on PRIVATE, `pc:<user>:<company>` on COMPANY / CONFIDENTIAL: a participant, as
+      a client holds it (a client reads a company conversation only while a client of it);
+    - `f:<company>` on COMPANY / CONFIDENTIAL: a practitioner with the company in its favorites;
+    - `v:<company>` on a client-visible COMPANY conversation: a client with the company in its
+      favorites (and one of its companies).
+    Participants and client-visibility can change: the messages' copy is then rewritten
+    (`graphql_api.search.index.refresh_read_grants`)."""
+    company = conversation.company_id
+    grants = [f"p:{user}" for user in conversation.participant_ids]
+    if conversation.type in COMPANY_KINDS:
+        grants += [f"pc:{user}:{company}" for user in conversation.participant_ids]
+        grants.append(f"f:{company}")
+        if conversation.type is ConversationType.COMPANY and conversation.client_visible:
+            grants.append(f"v:{company}")
+    else:
+        grants += [f"pp:{user}" for user in conversation.participant_ids]
+    return sorted(set(grants))
+
+
+def viewer_read_grants(viewer: User) -> list[str]:
+    """The tokens `viewer` holds: one of them in `read_grants(c)` iff `can_read(viewer, c)`
+    (same firm). Bounded by the viewer's companies and favorites, not by what it may read."""
+    if viewer.is_practitioner:
+        return [f"p:{viewer.id}", *(f"f:{c}" for c in sorted(viewer.favorite_company_ids))]
+    return [
+        f"pp:{viewer.id}",
+        *(f"pc:{viewer.id}:{c}" for c in sorted(viewer.company_ids)),
+        *(f"v:{c}" for c in sorted(viewer.favorite_company_ids & viewer.company_ids)),
+    ]
+
+
+def searchable_messages_filter(viewer: User) -> Document:
+    """The messages `viewer` may read, as one flat MongoDB filter on `messages` (the firm, the
+    read grants and the per-message rule), for a `$text` query to carry whole."""
+    allowed: Document = {
+        "firm_id": {"$eq": viewer.firm_id},
+        "read_grants": {"$in": viewer_read_grants(viewer)},
+    }
+    per_message = readable_messages_filter(viewer)
+    if set(per_message) & set(allowed):
+        return {"$and": [allowed, per_message]}
+    return {**allowed, **per_message}
 
 
 # -- designation (SPEC §4) ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import UserChanged
 from graphql_api.realtime.hub import EventHub
 from graphql_api.realtime.sources import Publisher
+from graphql_api.search.service import Search
 from graphql_api.settings import Settings
 
 
@@ -38,6 +39,7 @@ class Services:
     hub: EventHub
     publisher: Publisher
     limiter: RateLimiter
+    search: Search
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
@@ -67,4 +69,5 @@ class Services:
             hub=hub,
             publisher=publisher,
             limiter=limiter,
+            search=Search(db),
         )

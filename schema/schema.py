@@ -24,9 +24,10 @@ from schema.extensions import CurrentViewer, MaskUnexpectedErrors, StripSuggesti
 from schema.limits import MAX_QUERY_COST, limit_extensions
 from schema.operation_metrics import count_errors, operation_of
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
+from schema.search_api import SearchQuery
 from schema.shared_events import SharedEventExecutionContext
 
-Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery))
+Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery, SearchQuery))
 Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation))
 
 REQUEST_TIMEOUT_SECONDS: float = Settings.model_fields["request_timeout_seconds"].default

@@ -8,7 +8,9 @@ shape, and checks that the MongoDB filters select exactly what the per-document 
   `can_read` accepts (notifications go to participants, of conversations stored as the service
   stores them: a company exactly when the type is COMPANY or CONFIDENTIAL);
 - `eligible_participants_filter(viewer, type, company)` finds exactly the users a plain oracle
-  written from SPEC §4 says may be designated.
+  written from SPEC §4 says may be designated;
+- the read grants restate `can_read` exactly, and search (SPEC §16) finds exactly the readable,
+  undeleted messages containing the word, page after page, never another.
 
 Function-scoped fixtures are not reset between examples, so every example uses fresh firm ids
 (nothing else in the database can match them) and deletes what it inserted.
@@ -24,15 +26,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphql_api.conversations.inbox_query import readable_in_activity_order
-from graphql_api.conversations.models import Conversation, ConversationType, Message
+from graphql_api.conversations.models import (
+    Conversation,
+    ConversationType,
+    Message,
+    new_message_doc,
+)
 from graphql_api.directory.models import User
 from graphql_api.notifications.service import notification_docs
 from graphql_api.policy import (
     can_read,
     eligible_participants_filter,
+    read_grants,
     readable_filter,
     readable_notifications_filter,
+    viewer_read_grants,
 )
+from graphql_api.search.index import search_fields
+from graphql_api.search.service import Search
 
 FIRMS = 2
 COMPANIES = 4  # companies 0-2 belong to firm 0, company 3 to firm 1
@@ -288,3 +299,108 @@ async def test_eligible_participants_filter_selects_exactly_whom_spec_allows(
         assert found == expected
     finally:
         await generated.remove(db)
+
+
+# -- search (SPEC §16) ----------------------------------------------------------------------------
+
+WORDS = ["alpha", "beta", "gamma"]
+
+messages_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "conversation": st.integers(0, 9),
+            "words": st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
+            "deleted": st.booleans(),
+        }
+    ),
+    max_size=20,
+)
+
+
+@PROPERTY_SETTINGS
+@given(world=worlds())
+async def test_read_grants_restate_can_read_exactly(world):
+    users, conversations = world
+    generated = World(users, conversations)
+    for user in generated.users:
+        held = set(viewer_read_grants(user))
+        for doc in generated.conversation_docs:
+            conversation = Conversation.from_doc(doc)
+            granted = bool(held & set(read_grants(conversation)))
+            same_firm = conversation.firm_id == user.firm_id
+            assert (same_firm and granted) == can_read(user, conversation), (user, conversation)
+
+
+def message_docs(generated: World, specs: list[dict]) -> list[dict]:
+    """Messages in the stored shape (search fields included); deleted ones as a deletion leaves
+    them: `deleted_at` set, the body emptied, the index's words not yet cleared."""
+    docs = []
+    conversations = generated.conversation_docs
+    for seq, spec in enumerate(specs, 1):
+        if not conversations:
+            break
+        conversation = Conversation.from_doc(
+            conversations[spec["conversation"] % len(conversations)]
+        )
+        text = " ".join(spec["words"])
+        doc = new_message_doc(
+            message_id=str(ObjectId()),
+            firm_id=conversation.firm_id,
+            conversation_id=conversation.id,
+            seq=seq,
+            author_id=conversation.created_by,
+            html=f"<p>{text}</p>",
+            text=text,
+            attachment_ids=[],
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            recipients=[],
+            client_message_id=None,
+        )
+        doc.update(search_fields(conversation, text))
+        if spec["deleted"]:
+            doc.update(deleted_at=datetime(2026, 1, 2, tzinfo=UTC), body="", body_text="")
+        docs.append(doc)
+    return docs
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(
+    world=worlds(),
+    messages=messages_strategy,
+    word=st.sampled_from(WORDS),
+    page=st.integers(min_value=1, max_value=3),
+)
+async def test_search_finds_exactly_the_readable_messages_with_the_word(
+    db, world, messages, word, page
+):
+    users, conversations = world
+    generated = World(users, conversations)
+    docs = message_docs(generated, messages)
+    await generated.insert(db)
+    if docs:
+        await db.messages.insert_many(docs)
+    try:
+        by_id = {doc["_id"]: Conversation.from_doc(doc) for doc in generated.conversation_docs}
+        search = Search(db)
+        for user in generated.users:
+            expected = {
+                doc["_id"]
+                for doc in docs
+                if "deleted_at" not in doc
+                and word in doc["body_text"].split()
+                and can_read(user, by_id[doc["conversation_id"]])
+            }
+            walked: list[str] = []
+            after = None
+            while True:
+                result = await search.search(user, word, first=page, after=after)
+                walked += [hit.message.id for hit in result.items]
+                if not result.has_next_page:
+                    break
+                assert len(result.items) == page  # pages stay full
+                after = result.items[-1].cursor
+            assert len(walked) == len(set(walked))
+            assert set(walked) == expected, user
+    finally:
+        await generated.remove(db)
+        await db.messages.delete_many({"firm_id": {"$in": generated.firms}})

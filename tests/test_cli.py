@@ -12,13 +12,22 @@ import signal
 import subprocess
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from graphql_api.auth import TokenService
+from graphql_api.conversations.models import (
+    ConversationType,
+    new_conversation_doc,
+    new_message_doc,
+)
+from graphql_api.directory.service import Directory
 from graphql_api.embedded import free_port
+from graphql_api.ids import new_id
+from graphql_api.search.service import Search
 from graphql_api.settings import Settings
 from schema.schema import export_sdl
 from tests.cli_helpers import (
@@ -276,6 +285,57 @@ async def test_token_in_rs256_mode_explains_in_one_line_that_the_provider_issues
         "(MESSAGER_JWT_PUBLIC_KEY is set): messager cannot sign them without the provider's "
         "private key\n"
     )
+
+
+# -- reindex-search -----------------------------------------------------------------------------
+
+
+async def test_reindex_search_makes_messages_stored_before_search_findable(
+    tmp_path, mongo_uri, db, ids
+):
+    alice, paul = ids["users"]["alice"], ids["users"]["paul"]
+    conversation_id, message_id = new_id(), new_id()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    # A message as stored before search existed: no search fields.
+    await db.messages.insert_one(
+        new_message_doc(
+            message_id=message_id,
+            firm_id=ids["firms"]["acme"],
+            conversation_id=conversation_id,
+            seq=1,
+            author_id=alice,
+            html="<p>Old ledger</p>",
+            text="Old ledger",
+            attachment_ids=[],
+            created_at=at,
+            recipients=[paul],
+            client_message_id=None,
+        )
+    )
+    await db.conversations.insert_one(
+        new_conversation_doc(
+            conversation_id=conversation_id,
+            firm_id=ids["firms"]["acme"],
+            kind=ConversationType.PRIVATE,
+            company_id=None,
+            subject="Archives",
+            participant_ids=[alice, paul],
+            created_by=alice,
+            created_at=at,
+            first_message_id=message_id,
+            client_visible=False,
+            client_message_id=None,
+        )
+    )
+    reader = await Directory(db).user_by_id(paul)
+    assert (await Search(db).search(reader, "ledger archives")).items == []
+    result = await messager(
+        "reindex-search", env=cli_env(tmp_path / "data", mongo_uri), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "of 1 conversations" in result.stdout
+    found = (await Search(db).search(reader, "ledger archives")).items
+    assert [hit.message.id for hit in found] == [message_id]
 
 
 # -- export-schema ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from graphql_api.policy import (
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
 from graphql_api.realtime.sources import Publisher
+from graphql_api.search.index import search_fields
 
 T = TypeVar("T")
 
@@ -119,10 +120,24 @@ class Conversations:
         participants = await self._eligible_users(viewer, kind, company_id, others)
 
         now = clock.now()
-        message_doc = new_message_doc(
-            message_id=new_id(),
+        message_id, conversation_id = new_id(), new_id()
+        conversation_doc = new_conversation_doc(
+            conversation_id=conversation_id,
             firm_id=viewer.firm_id,
-            conversation_id=new_id(),
+            kind=kind,
+            company_id=company_id,
+            subject=subject,
+            participant_ids=[viewer.id, *others],
+            created_by=viewer.id,
+            created_at=now,
+            first_message_id=message_id,
+            client_visible=is_client_visible(kind, company_id, [viewer, *participants]),
+            client_message_id=client_message_id,
+        )
+        message_doc = new_message_doc(
+            message_id=message_id,
+            firm_id=viewer.firm_id,
+            conversation_id=conversation_id,
             seq=1,
             author_id=viewer.id,
             html=html,
@@ -132,21 +147,13 @@ class Conversations:
             recipients=others,
             client_message_id=None,  # the key is the conversation's: replies' keys are apart
         )
-        conversation_doc = new_conversation_doc(
-            conversation_id=message_doc["conversation_id"],
-            firm_id=viewer.firm_id,
-            kind=kind,
-            company_id=company_id,
-            subject=subject,
-            participant_ids=[viewer.id, *others],
-            created_by=viewer.id,
-            created_at=now,
-            first_message_id=message_doc["_id"],
-            client_visible=is_client_visible(kind, company_id, [viewer, *participants]),
-            client_message_id=client_message_id,
-        )
-        await self._claim_attachments(
-            viewer, attachments, message_doc["_id"], conversation_doc["_id"]
+        await self._claim_attachments(viewer, attachments, message_id, conversation_id)
+        message_doc.update(
+            search_fields(
+                Conversation.from_doc(conversation_doc),
+                text,
+                await self._filenames(attachments),
+            )
         )
         # Before the message exists anywhere: unread counts rely on the author's mark (see
         # `unread_counts`), and events may reach other sessions as soon as it is stored.
@@ -279,6 +286,7 @@ class Conversations:
             recipients=recipients,
             client_message_id=client_message_id,
         )
+        doc.update(search_fields(conversation, text, await self._filenames(attachments)))
         await self._move_read_mark(viewer.id, conversation.id, seq)  # see `create`
         stored = await self._insert_reply(doc, conversation)
         if stored.id != message_id:
@@ -520,6 +528,14 @@ class Conversations:
                 "attachment not found: attach your own uploads, each to one message only",
                 field="attachmentIds",
             )
+
+    async def _filenames(self, attachment_ids: list[str]) -> list[str]:
+        """The filenames of claimed attachments, in order, for the search fields (no query
+        for a message without attachments)."""
+        if not attachment_ids:
+            return []
+        found = await self.attachments.by_ids(attachment_ids)
+        return [found[i].filename for i in attachment_ids if i in found]
 
     @staticmethod
     def _user_search(search: str | None) -> Document:
