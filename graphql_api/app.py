@@ -27,6 +27,9 @@ from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.database import connect, database_of, ensure_schema
+from graphql_api.email import unsubscribe as email_unsubscribe
+from graphql_api.email.inbound import inbound_smtp_ctx
+from graphql_api.email.job import email_ctx
 from graphql_api.errors import ApiError, Forbidden, InternalError, error_response
 from graphql_api.keys import (
     LISTENERS,
@@ -230,6 +233,9 @@ def init_app(
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
+    app.cleanup_ctx.append(email_ctx)
+    if settings.smtp_port is not None:
+        app.cleanup_ctx.append(inbound_smtp_ctx)
 
     view = MessagerGraphQLView(settings)
     routes = [
@@ -238,6 +244,8 @@ def init_app(
     ]
     routes.append(app.router.add_post("/attachments", attachments_http.upload))
     routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
+    app.router.add_get("/email/unsubscribe", email_unsubscribe.confirm_page)
+    app.router.add_post("/email/unsubscribe", email_unsubscribe.unsubscribe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

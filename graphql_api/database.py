@@ -45,6 +45,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("firm_id", ASCENDING), ("key", ASCENDING)], unique=True, name="firm_key"),
         IndexModel([("firm_id", ASCENDING), ("company_ids", ASCENDING)], name="firm_companies"),
         IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
+        IndexModel([("notification_settings.email", ASCENDING)], name="email_frequency"),
     ],
     "conversations": [
         IndexModel(
@@ -98,7 +99,18 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("user_id", ASCENDING), ("unread", DESCENDING), ("created_ms", DESCENDING)],
             name="user_inbox",
         ),
+        # Email planning: the unread notifications created in one delay window.
+        IndexModel([("unread", ASCENDING), ("created_ms", ASCENDING)], name="email_due"),
     ],
+    # The email outbox (graphql_api/email/outbox.py): due emails, claims, and sent records.
+    "email_outbox": [
+        IndexModel(
+            [("state", ASCENDING), ("next_attempt_ms", ASCENDING)], name="state_next_attempt"
+        ),
+        IndexModel([("lease_owner", ASCENDING)], name="lease_owner"),
+        IndexModel([("due_ms", ASCENDING)], name="due"),
+    ],
+    "email_jobs": [],
     "read_marks": [
         IndexModel(
             [("user_id", ASCENDING), ("conversation_id", ASCENDING)],
@@ -154,7 +166,8 @@ async def ensure_schema(db: Db) -> None:
                 await db.create_collection(name)
             except CollectionInvalid:  # another process created it meanwhile
                 pass
-        await db[name].create_indexes(indexes)
+        if indexes:
+            await db[name].create_indexes(indexes)
     for name, indexes in GRIDFS_INDEXES.items():
         try:
             await db[name].create_indexes(indexes)

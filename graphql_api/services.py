@@ -16,6 +16,8 @@ from graphql_api.auth import TokenService
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
+from graphql_api.email.preferences import Preferences
+from graphql_api.email.signing import EmailSigner
 from graphql_api.notifications.service import Notifications
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import UserChanged
@@ -38,6 +40,8 @@ class Services:
     hub: EventHub
     publisher: Publisher
     limiter: RateLimiter
+    preferences: Preferences
+    email_signer: EmailSigner
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
@@ -63,4 +67,6 @@ class Services:
             hub=hub,
             publisher=publisher,
             limiter=limiter,
+            preferences=Preferences(db),
+            email_signer=EmailSigner.from_secret(tokens.url_signing_key),
         )

@@ -9,13 +9,16 @@ from strawberry.tools import merge_types
 
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
+from schema.email_api import EmailMutation, EmailQuery
 from schema.extensions import MaskUnexpectedErrors, StripSuggestions
 from schema.limits import limit_extensions
 from schema.realtime_api import NotificationMutation, NotificationQuery, Subscription
 from schema.shared_events import SharedEventExecutionContext
 
-Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery))
-Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation))
+Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery, EmailQuery))
+Mutation = merge_types(
+    "Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation, EmailMutation)
+)
 
 
 class MessagerSchema(strawberry.Schema):

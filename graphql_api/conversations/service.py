@@ -547,6 +547,10 @@ class Conversations:
             raise NotFound("conversation not found")
         return conversation
 
+    async def message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
+        """The viewer's message stored with this idempotency key, if any."""
+        return await self._message_by_client_id_of(viewer.id, client_message_id)
+
     async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
         return await self._message_by_client_id_of(viewer.id, client_message_id)
 
