@@ -135,6 +135,8 @@ async def _send_forever(sender: EmailSender, interval: float) -> None:
                 log.info("sent %d notification emails", sent)
         except PyMongoError as exc:  # the database may be away: try again next time
             log.warning("email job failed: %s", exc)
+        except Exception:  # a bug must not stop emails for the life of the process
+            log.exception("email job failed")
         await asyncio.sleep(interval)
 
 

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 
 from graphql_api import clock
 from graphql_api.database import Db, Document
@@ -115,12 +115,12 @@ class Outbox:
         return planned
 
     async def _job_cursor(self, job: str, initial: int) -> int:
-        doc = await self.db.email_jobs.find_one_and_update(
-            {"_id": job},
-            {"$setOnInsert": {"through_ms": initial}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        # Two commands: the embedded server's find_one_and_update ignores `$setOnInsert` when
+        # it inserts (docs/embedded.md).
+        await self.db.email_jobs.update_one(
+            {"_id": job}, {"$setOnInsert": {"through_ms": initial}}, upsert=True
         )
+        doc = await self.db.email_jobs.find_one({"_id": job})
         return int(doc["through_ms"]) if doc else initial
 
     async def _advance(self, job: str, through_ms: int) -> None:
@@ -142,12 +142,13 @@ class Outbox:
 
     async def _plan_window(self, window: int) -> None:
         start, end = schedule.window_range(window, self.delay_ms)
-        groups = await self.db.notifications.aggregate(
+        cursor = await self.db.notifications.aggregate(
             [
                 {"$match": {"unread": {"$eq": 1}, "created_ms": {"$gte": start, "$lt": end}}},
                 {"$group": {"_id": "$user_id"}},
             ]
-        ).to_list()
+        )
+        groups = await cursor.to_list()
         user_ids = [g["_id"] for g in groups]
         if not user_ids:
             return
