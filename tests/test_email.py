@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pymongo import MongoClient
@@ -19,6 +21,7 @@ from graphql_api.app import init_app
 from graphql_api.auth import TokenService
 from graphql_api.database import connect, database_of
 from graphql_api.directory.importer import import_directory
+from graphql_api.email import schedule
 from graphql_api.email.outbox import SENT, Outbox
 from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET, Api
@@ -440,3 +443,32 @@ def test_planning_twice_in_two_processes_writes_one_email_per_user_and_window(mo
                 await c.close()
 
     assert asyncio.run(plan_twice()) == [f"u{i}:i:{window}" for i in range(3)]
+
+
+async def test_a_daily_user_gets_one_digest_at_its_hour_in_its_time_zone(api, db, sink):
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime.now(UTC)
+    hour = now.astimezone(paris).hour  # today's digest in Paris is due at hour:00, just passed
+    data = await api.gql(
+        UPDATE_SETTINGS, {"email": "DAILY", "hour": hour, "zone": "Europe/Paris"}, as_="bob"
+    )
+    assert data["updateNotificationSettings"]["dailyHour"] == hour
+    due = schedule.latest_daily_due(now, hour, paris)
+    due_ms = clock.millis(due)
+    await create(api, "alice", "COMPANY", ["bob", "carla"], company="bakery", subject="Daily")
+    # The message came in before the digest hour (it is one of the day's), and the job last
+    # looked just before that hour.
+    bob = api.ids["users"]["bob"]
+    await db.notifications.update_one({"user_id": bob}, {"$set": {"created_ms": due_ms - 60_000}})
+    await db.email_jobs.update_one(
+        {"_id": "daily"}, {"$set": {"through_ms": due_ms - 1}}, upsert=True
+    )
+    await sink.wait_for(2)
+    [digest] = sink.to("bob@bakery.test")
+    assert digest["Subject"] == "Your daily digest: 1 unread message(s)"
+    assert f"<d.{due.astimezone(paris).date().isoformat()}.{bob}@" in str(digest["Message-ID"])
+    assert "Daily" in text_part(digest)
+    # IMMEDIATE emails are not sent to a DAILY user: carla's is the only other email.
+    assert [str(m["To"]) for m in sink.received if m is not digest] == [
+        "Carla Martin <carla@bakery.test>"
+    ]

@@ -30,6 +30,9 @@ _ACTIVE_TAGS = frozenset(
     {"script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "base"}
 )
 _URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "xlink:href", "background"})
+_MOBILE_SIGNATURE = re.compile(
+    r"\n+(?:Envoy[ée] de mon|Sent from my|Get Outlook for) [^\n]{1,40}$", re.IGNORECASE
+)
 _ACTIVE_SCHEMES = re.compile(r"^\s*(javascript|vbscript|livescript)\s*:", re.IGNORECASE)
 
 
@@ -157,7 +160,9 @@ def latest_reply(text: str) -> str:
     if not parsed.replies:
         return text
     first = parsed.replies[0]
-    return (first.body or first.content or "").strip()
+    reply = (first.body or first.content or "").strip()
+    # The library knows "Envoyé depuis mon iPhone"; iOS in French writes "Envoyé de mon iPhone".
+    return _MOBILE_SIGNATURE.sub("", reply).strip()
 
 
 def text_to_html(text: str) -> str:
