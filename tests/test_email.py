@@ -231,7 +231,7 @@ async def test_headers_carry_a_deterministic_message_id_a_reply_address_and_one_
     reply_to = str(message["Reply-To"])
     assert reply_to.startswith("reply+") and reply_to.endswith("@messager.test")
     assert len(reply_to.split("@")[0]) <= 64
-    assert str(message["List-Unsubscribe"]).startswith(
+    assert str(message["List-Unsubscribe"]).strip().startswith(
         "<https://api.messager.test/email/unsubscribe?token="
     )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -273,7 +273,7 @@ async def test_notification_settings_default_and_change_with_coded_errors(api):
 async def _unsubscribe_url(api: Any, sink: Any) -> str:
     await create(api, "alice", "COMPANY", ["bob"], company="bakery", subject="Unsub")
     [message] = await sink.wait_for(1)
-    url = str(message["List-Unsubscribe"]).strip("<>")
+    url = str(message["List-Unsubscribe"]).strip().strip("<>")
     return url.removeprefix("https://api.messager.test")
 
 

@@ -16,7 +16,7 @@ import enum
 import mailbox
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -41,7 +41,7 @@ class Delivery:
 class Transport(Protocol):
     description: str
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> Delivery: ...
+    async def send(self, message: Message, sender: str, recipient: str) -> Delivery: ...
 
     async def close(self) -> None: ...
 
@@ -104,7 +104,7 @@ class SmtpTransport:
         self._client = client
         return client
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> Delivery:
+    async def send(self, message: Message, sender: str, recipient: str) -> Delivery:
         try:
             client = await self._connected()
             await client.send_message(message, sender=sender, recipients=[recipient])
@@ -142,7 +142,7 @@ class MaildirTransport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._maildir = mailbox.Maildir(path, create=True)
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> Delivery:
+    async def send(self, message: Message, sender: str, recipient: str) -> Delivery:
         try:
             await asyncio.to_thread(self._maildir.add, message)
         except OSError as exc:
