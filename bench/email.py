@@ -33,6 +33,7 @@ from pymongo import MongoClient
 from bench.common import free_port, running_server
 
 DELAY_SECONDS = 5
+LEAD_WINDOWS = 3
 _MESSAGE_ID = re.compile(rb"^Message-ID: *(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -92,7 +93,7 @@ def directory(users: int) -> dict[str, object]:
 
 def write_notifications(uri: str, ids: dict[str, dict[str, str]], per_user: int) -> int:
     """One PRIVATE conversation per client with alice, `per_user` messages of alice in it and
-    their notifications, all created in the next delay window; answers when they are due."""
+    their notifications, all created in one delay window ahead; answers when they are due."""
     from datetime import UTC, datetime
 
     from graphql_api.conversations.models import (
@@ -105,15 +106,13 @@ def write_notifications(uri: str, ids: dict[str, dict[str, str]], per_user: int)
     from graphql_api.notifications.service import notification_docs
 
     delay_ms = DELAY_SECONDS * 1000
-    window = time.time_ns() // 1_000_000 // delay_ms + 1
-    start_ms = window * delay_ms
     firm = ids["firms"]["acme"]
     alice = ids["users"]["alice"]
     clients = [uid for key, uid in ids["users"].items() if key != "alice"]
     conversations, messages, notifications = [], [], []
     for n, client in enumerate(clients):
         conversation_id = new_id()
-        at = datetime.fromtimestamp((start_ms + n % delay_ms) / 1000, tz=UTC)
+        at = datetime.now(UTC)
         message_ids = [new_id() for _ in range(per_user)]
         conversations.append(
             new_conversation_doc(
@@ -150,13 +149,17 @@ def write_notifications(uri: str, ids: dict[str, dict[str, str]], per_user: int)
     client_db = MongoClient(uri)
     try:
         db = client_db.get_default_database("messager")
-        for name, docs in (
-            ("conversations", conversations),
-            ("messages", messages),
-            ("notifications", notifications),
-        ):
+        for name, docs in (("conversations", conversations), ("messages", messages)):
             for i in range(0, len(docs), 1000):
                 db[name].insert_many(docs[i : i + 1000], ordered=False)
+        # The notifications come last, created in a window a few windows ahead (inserting them
+        # takes seconds on the embedded server): they all come due at the same instant.
+        window = time.time_ns() // 1_000_000 // delay_ms + LEAD_WINDOWS
+        for n, doc in enumerate(notifications):
+            doc["created_ms"] = window * delay_ms + n * delay_ms // len(notifications)
+            doc["created_at"] = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=UTC)
+        for i in range(0, len(notifications), 1000):
+            db.notifications.insert_many(notifications[i : i + 1000], ordered=False)
     finally:
         client_db.close()
     if time.time_ns() // 1_000_000 >= (window + 2) * delay_ms:

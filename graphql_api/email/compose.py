@@ -101,7 +101,6 @@ def compose(
     message_id: str,
     sender: str,
     unsubscribe_url: str,
-    unsubscribe_mailto: str | None = None,
 ) -> MIMEMultipart:
     """The email of `digest`, which must list at least one conversation.
 
@@ -133,10 +132,7 @@ def compose(
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = message_id
     message["Reply-To"] = digest.conversations[0].reply_address
-    unsubscribe = f"<{unsubscribe_url}>"
-    if unsubscribe_mailto:
-        unsubscribe += f", <mailto:{unsubscribe_mailto}>"
-    message["List-Unsubscribe"] = unsubscribe
+    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"

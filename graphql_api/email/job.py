@@ -17,7 +17,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from graphql_api import clock
-from graphql_api.database import Db
+from graphql_api.database import Db, connect, database_of
 from graphql_api.email.compose import compose
 from graphql_api.email.content import DigestBuilder
 from graphql_api.email.outbox import LeasedEmail, Outbox
@@ -26,7 +26,7 @@ from graphql_api.email.signing import EmailSigner
 from graphql_api.email.transport import Outcome, Transport, make_transport
 from graphql_api.keys import SERVICES
 from graphql_api.settings import Settings
-from graphql_api.shutdown import cancel_and_wait
+from graphql_api.shutdown import bounded, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,15 @@ async def _send_forever(sender: EmailSender, interval: float) -> None:
 
 async def email_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
-    sender = EmailSender(services.db, services.settings, services.email_signer)
+    settings = services.settings
+    # Its own client: the job's commands must not take the requests' connections (nor show in
+    # the requests' command counts).
+    client = connect(settings.mongodb_uri or "", timeout_ms=settings.db_timeout_ms)
+    sender = EmailSender(database_of(client), settings, services.email_signer)
     task = asyncio.create_task(
-        _send_forever(sender, services.settings.email_poll_seconds), name="email-outbox"
+        _send_forever(sender, settings.email_poll_seconds), name="email-outbox"
     )
     yield
     await cancel_and_wait(task, "the email task")
     await sender.close()
+    await bounded(client.close(), "closing the email job's database client")
