@@ -32,6 +32,9 @@ from graphql_api.body_timeout import body_timeout_middleware
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.cors import setup_cors
 from graphql_api.database import connect, database_of
+from graphql_api.email import unsubscribe as email_unsubscribe
+from graphql_api.email.inbound import inbound_smtp_ctx
+from graphql_api.email.job import email_ctx
 from graphql_api.errors import ApiError, Forbidden, InternalError, RequestTimeout, error_response
 from graphql_api.http_errors import json_errors_middleware
 from graphql_api.http_security import (
@@ -354,6 +357,9 @@ def init_app(
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(recovery_ctx)
+    app.cleanup_ctx.append(email_ctx)
+    if settings.smtp_port is not None:
+        app.cleanup_ctx.append(inbound_smtp_ctx)
 
     view = MessagerGraphQLView(settings)
     routes = [
@@ -367,6 +373,8 @@ def init_app(
     if settings.metrics:
         token = settings.metrics_token
         metrics.add_routes(app, token.get_secret_value() if token else None)
+    app.router.add_get("/email/unsubscribe", email_unsubscribe.confirm_page)
+    app.router.add_post("/email/unsubscribe", email_unsubscribe.unsubscribe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

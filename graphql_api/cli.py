@@ -25,6 +25,7 @@ from graphql_api.database import Db, connect, database_of, ensure_schema
 from graphql_api.directory.demo import load_demo
 from graphql_api.directory.importer import ImportFileError, import_directory
 from graphql_api.directory.service import Directory
+from graphql_api.email.transport import transport_description
 from graphql_api.embedded import EmbeddedServer, EmbeddedServerError, recorded_uri
 from graphql_api.logging_setup import configure_logging
 from graphql_api.settings import Settings
@@ -90,10 +91,16 @@ def run_on_database(settings: Settings, uri: str, work: Callable[[Db], Awaitable
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from graphql_api.workers import run_workers, serve_forever
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("host", args.host), ("port", args.port), ("smtp_port", args.smtp_port))
+        if v is not None
+    }
     settings = settings.model_copy(update=overrides)
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
+    if settings.smtp_port == 0 and args.workers > 1:
+        raise CommandError("--workers needs a fixed --smtp-port, which the processes share")
     if args.workers > 1 and settings.port == 0:
         raise CommandError("--workers needs a fixed --port, which the processes share")
     try:  # before anything is printed or started: one line that says what to change
@@ -118,6 +125,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {email:<20} {kind:<12} {credential}")
         print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
         print(describe_origins(settings.cors_origins))
+        smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+        print(f"Emails: {transport_description(smtp_url, settings.data_dir)}")
+        if settings.smtp_port is not None:
+            print(
+                f"Replies by email: SMTP on {settings.host}:{settings.smtp_port} for "
+                f"reply+...@{settings.mail_domain}"
+            )
         sys.stdout.flush()
         try:
             if args.workers == 1:
@@ -193,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="overrides MESSAGER_HOST")
     serve.add_argument("--port", type=int, help="overrides MESSAGER_PORT")
     serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.add_argument(
+        "--smtp-port", type=int, help="also accept replies by email on this SMTP port"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     importer = commands.add_parser("import", help="create or update a directory from JSON")

@@ -81,6 +81,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("firm_id", ASCENDING), ("key", ASCENDING)], unique=True, name="firm_key"),
         IndexModel([("firm_id", ASCENDING), ("company_ids", ASCENDING)], name="firm_companies"),
         IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
+        IndexModel([("notification_settings.email", ASCENDING)], name="email_frequency"),
     ],
     "conversations": [
         # The inbox: newest activity first, then `_id` (its tie-breaker and cursor).
@@ -148,8 +149,19 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("user_id", ASCENDING), ("unread", DESCENDING), ("_id", DESCENDING)],
             name="user_unread_id",
         ),
+        # Email planning: the unread notifications created in one delay window.
+        IndexModel([("unread", ASCENDING), ("created_ms", ASCENDING)], name="email_due"),
     ],
     "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents
+    # The email outbox (graphql_api/email/outbox.py): due emails, claims, and sent records.
+    "email_outbox": [
+        IndexModel(
+            [("state", ASCENDING), ("next_attempt_ms", ASCENDING)], name="state_next_attempt"
+        ),
+        IndexModel([("lease_owner", ASCENDING)], name="lease_owner"),
+        IndexModel([("due_ms", ASCENDING)], name="due"),
+    ],
+    "email_jobs": [],
     "read_marks": [
         IndexModel(
             [("user_id", ASCENDING), ("conversation_id", ASCENDING)],

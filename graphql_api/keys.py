@@ -18,3 +18,5 @@ READINESS = web.AppKey("readiness", Readiness)
 REQUEST_ID = web.RequestKey("request_id", str)
 WS_INITIALIZED = web.RequestKey("ws_initialized", asyncio.Event)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
+REUSE_PORT = web.AppKey("reuse_port", bool)
+"""Workers of `serve --workers N` share their ports (the SMTP listener's too)."""

@@ -16,6 +16,8 @@ from graphql_api.auth import TokenService
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
+from graphql_api.email.preferences import Preferences
+from graphql_api.email.signing import EmailSigner
 from graphql_api.notifications.service import Notifications
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.realtime.events import UserChanged
@@ -40,6 +42,8 @@ class Services:
     publisher: Publisher
     limiter: RateLimiter
     search: Search
+    preferences: Preferences
+    email_signer: EmailSigner
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
@@ -70,4 +74,6 @@ class Services:
             publisher=publisher,
             limiter=limiter,
             search=Search(db),
+            preferences=Preferences(db),
+            email_signer=EmailSigner.from_secret(tokens.url_signing_key),
         )

@@ -117,6 +117,34 @@ class Settings(BaseSettings):
     uploads_per_minute: float = Field(default=60, gt=0)
     uploads_burst: int = Field(default=20, gt=0)
 
+    email_delay_seconds: float = Field(default=600.0, gt=0)
+    """A notification still unread this long after it was created leads to an email; a user's
+    notifications that come due in the same window of this length share one email."""
+    app_url: str | None = None
+    """The frontend's conversation page, with `{conversationId}`; default: the GraphiQL address."""
+    smtp_url: SecretStr | None = None
+    """`smtp://user:password@host:port` (STARTTLS when offered) or `smtps://...`; unset: emails
+    are written to a Maildir under the data directory."""
+    mail_from: str | None = None
+    """The From of notification emails; default `Messager <notifications@MAIL_DOMAIN>`."""
+    mail_domain: str = "localhost"
+    """The domain of reply addresses (`reply+TOKEN@MAIL_DOMAIN`) and Message-IDs."""
+    smtp_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the inbound SMTP listener for replies by email (`serve --smtp-port`); unset: none."""
+    inbound_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    """The largest reply email the listener accepts (SMTP SIZE)."""
+    email_poll_seconds: float = Field(default=5.0, gt=0)
+    """How often each serve process looks for emails coming due."""
+    email_lease_seconds: float = Field(default=120.0, gt=0)
+    """How long a claimed email is reserved for its sender; a crashed sender's claim expires."""
+    email_retry_base_seconds: float = Field(default=30.0, gt=0)
+    email_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    email_max_attempts: int = Field(default=12, gt=0)
+    """Temporary failures are retried with exponential backoff up to this many attempts."""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    email_senders: int = Field(default=4, gt=0)
+    """Concurrent SMTP connections of each serve process."""
+
     legacy_graphql_ws: bool = False
     """Also accept the legacy `graphql-ws` WebSocket protocol (old Apollo clients)."""
     ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -173,3 +201,36 @@ class Settings(BaseSettings):
     @property
     def graphiql_url(self) -> str:
         return f"http://{self.host}:{self.port}/graphql"
+
+    @property
+    def base_url(self) -> str:
+        """The API's address as browsers reach it (links in emails)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def sender_address(self) -> str:
+        return self.mail_from or f"Messager <notifications@{self.mail_domain}>"
+
+    def conversation_link(self, conversation_id: str) -> str:
+        """Where an email's link to a conversation points (`MESSAGER_APP_URL`)."""
+        if not self.app_url:
+            return (
+                self.public_url.rstrip("/") + "/graphql" if self.public_url else self.graphiql_url
+            )
+        return self.app_url.replace("{conversationId}", conversation_id)
+
+    @field_validator("app_url")
+    @classmethod
+    def _check_app_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("MESSAGER_APP_URL must be an http:// or https:// address")
+        return value or None
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            if not value.get_secret_value().startswith(("smtp://", "smtps://")):
+                raise ValueError("MESSAGER_SMTP_URL must start with smtp:// or smtps://")
+            return value
+        return None

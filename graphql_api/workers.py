@@ -30,10 +30,12 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
     from graphql_api import draining, sanitizer_pool
     from graphql_api.app import init_app  # the server's imports are only for serving
+    from graphql_api.keys import REUSE_PORT
 
     draining.install()
 
     app = init_app(settings)
+    app[REUSE_PORT] = reuse_port
     # Long-lived objects (schema, modules) out of the collector's way, and fewer young-generation
     # collections: with many subscribers, collections otherwise stall the loop for ~0.5 s.
     gc.freeze()

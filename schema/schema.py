@@ -19,6 +19,7 @@ from graphql_api.errors import RequestTimeout
 from graphql_api.settings import Settings
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
+from schema.email_api import EmailMutation, EmailQuery
 from schema.error_codes import ValidationErrorCodes, tag_request_errors
 from schema.extensions import CurrentViewer, MaskUnexpectedErrors, StripSuggestions
 from schema.limits import MAX_QUERY_COST, limit_extensions
@@ -27,8 +28,12 @@ from schema.realtime_api import NotificationMutation, NotificationQuery, Subscri
 from schema.search_api import SearchQuery
 from schema.shared_events import SharedEventExecutionContext
 
-Query = merge_types("Query", (DirectoryQuery, ConversationQuery, NotificationQuery, SearchQuery))
-Mutation = merge_types("Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation))
+Query = merge_types(
+    "Query", (DirectoryQuery, ConversationQuery, NotificationQuery, SearchQuery, EmailQuery)
+)
+Mutation = merge_types(
+    "Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation, EmailMutation)
+)
 
 REQUEST_TIMEOUT_SECONDS: float = Settings.model_fields["request_timeout_seconds"].default
 

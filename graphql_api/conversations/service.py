@@ -576,6 +576,11 @@ class Conversations:
             raise NotFound("conversation not found")
         return conversation
 
+    async def message_by_client_id(self, viewer: User, client_message_id: str) -> Message | None:
+        """The viewer's message stored with this idempotency key, if any."""
+        doc = await self._message_by_client_id_of(viewer.id, client_message_id)
+        return Message.from_doc(doc) if doc else None
+
     async def _message_by_client_id(self, viewer: User, client_message_id: str) -> Document | None:
         return await self._message_by_client_id_of(viewer.id, client_message_id)
 

@@ -8,7 +8,8 @@ changes nothing and an interrupted import is completed by running it again.
 Keys are unique per kind within a file (the printed id maps are keyed by them); a company or user
 key is scoped to its firm in the database. A user entry's `favorites`, when present, replace the
 user's favorites; when absent, the favorites the user chose in the product are kept (minus, for a
-client, companies it no longer belongs to).
+client, companies it no longer belongs to). `locale` ("en" or "fr") is the language of the user's
+emails; when absent, the stored one is kept (English for a new user).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pymongo import UpdateOne
 
 from graphql_api.database import Db, Document
+from graphql_api.directory.models import DEFAULT_LOCALE
 from graphql_api.ids import new_id
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -62,6 +64,8 @@ class UserEntry(_Entry):
     email: Email
     companies: list[Key] = Field(default_factory=list)
     favorites: list[Key] | None = None
+    locale: Literal["en", "fr"] | None = None
+    """The language of the user's emails; absent: kept as it is (English for a new user)."""
 
 
 _SECTIONS: dict[str, type[_Entry]] = {
@@ -273,6 +277,7 @@ async def _plan_users(db: Db, users: list[UserEntry], plan: _Plan) -> list[Docum
                 "email": user.email,
                 "company_ids": company_ids,
                 "favorite_company_ids": favorite_ids,
+                "locale": user.locale or (previous or {}).get("locale") or DEFAULT_LOCALE,
             }
         )
     return docs

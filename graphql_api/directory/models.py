@@ -1,7 +1,8 @@
 """Typed records of the directory's MongoDB documents.
 
 Documents are `firms {_id, key, name}`, `companies {_id, firm_id, key, name, name_lower}` and
-`users {_id, firm_id, key, kind, name, name_lower, email, company_ids, favorite_company_ids}`.
+`users {_id, firm_id, key, kind, name, name_lower, email, company_ids, favorite_company_ids,
+locale, notification_settings}` (the last two for emails, `graphql_api.email`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import enum
 from dataclasses import dataclass
 
 from graphql_api.database import Document
+
+LOCALES = ("en", "fr")
+DEFAULT_LOCALE = "en"
 
 
 class UserKind(enum.StrEnum):
@@ -41,6 +45,8 @@ class User:
     email: str
     company_ids: frozenset[str]
     favorite_company_ids: frozenset[str]
+    locale: str = DEFAULT_LOCALE
+    """The language of the emails the user receives: "en" or "fr"."""
 
     @property
     def is_practitioner(self) -> bool:
@@ -61,6 +67,7 @@ class User:
             email=doc["email"],
             company_ids=frozenset(doc.get("company_ids", ())),
             favorite_company_ids=frozenset(doc.get("favorite_company_ids", ())),
+            locale=doc.get("locale") if doc.get("locale") in LOCALES else DEFAULT_LOCALE,
         )
 
 
