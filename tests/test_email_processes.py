@@ -15,10 +15,10 @@ from graphql_api.database import connect, database_of
 from graphql_api.directory.importer import import_directory
 from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
+from tests.cli_helpers import cli_env
 from tests.conftest import JWT_SECRET
 from tests.server_process import serving
 from tests.smtp_sink import Sink, smtp_sink
-from tests.cli_helpers import cli_env
 
 CLIENTS = 24
 WAIT = 90.0
