@@ -107,3 +107,19 @@ async def test_send_message_costs_a_fixed_number_of_round_trips(counted, ids):
     # viewer, conversation (policy), counter update, message insert, notifications insert,
     # notification outbox cleared, read mark
     assert count == 7, counter.commands
+
+
+SEARCH = """query($first: Int!) { search(query: "message", first: $first) { edges { cursor node {
+  snippet message { bodyText author { name } createdAt } conversation { subject company { name } }
+} } pageInfo { hasNextPage endCursor } } }"""
+
+
+async def test_search_page_costs_the_same_round_trips_for_5_and_50_results(counted, ids):
+    http, counter, tokens = counted
+    bob = tokens.issue(ids["users"]["bob"])
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 55)
+    alice = tokens.issue(ids["users"]["alice"])
+    small = await _count(http, counter, alice, SEARCH, {"first": 5})
+    large = await _count(http, counter, alice, SEARCH, {"first": 50})
+    # viewer, ranking ($text), messages, conversations, authors, companies
+    assert small == large == 6, counter.commands
