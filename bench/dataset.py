@@ -113,11 +113,11 @@ BODIES = [
 RARE_BODY = "<p>The kombucha supplier's invoice is attached for the quarter.</p>"
 RARE_WORD = "kombucha"
 RARE_SHARE = 0.0003
-"""About 30 of 100,000 messages say `RARE_WORD` (drawn apart from the rest: the other messages
+"""36 of the 100,000 messages say `RARE_WORD` (drawn apart from the rest: the other messages
 stay as they were); `bench.suite`'s search phase looks for it, and for a common and an absent
 word."""
 COMMON_WORD = "payroll"
-"""In one body of ten and one subject of ten: about one message of five."""
+"""In one body of ten and one subject of ten: 22,379 of the 100,000 messages."""
 ABSENT_WORD = "zanzibar"
 SUBJECTS = [
     "VAT return",

@@ -126,3 +126,20 @@ async def test_a_request_that_only_reads_the_viewer_costs_no_command_on_a_warm_p
     another_token = tokens.issue(ids["users"]["alice"], ttl_seconds=60)
     other_token = await _count(http, counter, another_token, VIEWER, {})
     assert (first, again, other_token) == (1, 0, 0), counter.commands
+
+
+SEARCH = """query($first: Int!) { search(query: "message", first: $first) { edges { cursor node {
+  snippet message { bodyText author { name } createdAt } conversation { subject company { name } }
+} } pageInfo { hasNextPage endCursor } } }"""
+
+
+async def test_search_page_costs_the_same_round_trips_for_5_and_50_results(counted, ids):
+    http, counter, tokens = counted
+    bob = tokens.issue(ids["users"]["bob"])
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 55)
+    alice = tokens.issue(ids["users"]["alice"])
+    await _count(http, counter, alice, VIEWER, {})  # a warm process: the viewer is cached
+    small = await _count(http, counter, alice, SEARCH, {"first": 5})
+    large = await _count(http, counter, alice, SEARCH, {"first": 50})
+    # ranking ($text), messages, conversations, authors, companies
+    assert small == large == 5, counter.commands
