@@ -59,6 +59,9 @@ SHARD_KEYS: dict[str, ShardKey] = {
 
 UNSHARDED: dict[str, str] = {
     "firms": "small",
+    "recovery_state": "a handful of documents: the crash recovery's watermarks",
+    "email_jobs": "a handful of documents: the email planner's cursor",
+    "email_outbox": "one document per email sent; read by due time across users",
     "companies": "small; read with the firm",
     "users": "small; every request reads the viewer by `_id`",
     "attachments": "one small document per upload",

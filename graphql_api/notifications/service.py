@@ -31,6 +31,7 @@ FANOUT_GRACE_MS = 30_000  # default: a fan-out still pending after this was inte
 # recovery task passes `recovery_grace_seconds`)
 MAX_MARK_IDS = 500
 MIGRATION_BATCH = 500
+COMPANY_MIGRATION = "notification_companies"  # its marker in `recovery_state`
 
 
 def notification_docs(
@@ -126,27 +127,36 @@ class Notifications:
 
     async def complete_missing_companies(self) -> int:
         """Give notifications written before they kept their conversation's company (which the
-        access policy filters on) that company; answers how many changed."""
-        changed = 0
+        access policy filters on) that company; answers how many changed.
+
+        One walk of the collection in `_id` order, the first time a process of this version
+        starts on a database; a marker in `recovery_state` then says it is done (an unindexed
+        "field missing" query would scan the collection at every start)."""
+        if await self.db.recovery_state.find_one({"_id": {"$eq": COMPANY_MIGRATION}}):
+            return 0
+        changed, after = 0, ""
         while (
-            docs := await self.db.notifications.find(
-                {"company_id": {"$exists": False}}, {"conversation_id": 1}
+            batch := await self.db.notifications.find(
+                {"_id": {"$gt": after}}, {"conversation_id": 1, "company_id": 1}
             )
+            .sort("_id", 1)
             .limit(MIGRATION_BATCH)
             .to_list()
         ):
-            conversation_ids = {doc["conversation_id"] for doc in docs}
-            companies = await self._companies_of(conversation_ids)
-            changed_now = 0
-            for conversation_id in conversation_ids:
+            after = batch[-1]["_id"]
+            missing = [doc for doc in batch if "company_id" not in doc]
+            companies = await self._companies_of({doc["conversation_id"] for doc in missing})
+            by_company: dict[str | None, list[str]] = {}
+            for doc in missing:
+                by_company.setdefault(companies.get(doc["conversation_id"]), []).append(doc["_id"])
+            for company_id, ids in by_company.items():
                 result = await self.db.notifications.update_many(
-                    {"conversation_id": conversation_id, "company_id": {"$exists": False}},
-                    {"$set": {"company_id": companies.get(conversation_id)}},
+                    {"_id": {"$in": ids}}, {"$set": {"company_id": company_id}}
                 )
-                changed_now += result.modified_count
-            if not changed_now:
-                break  # nothing more this database lets us change
-            changed += changed_now
+                changed += result.modified_count
+        await self.db.recovery_state.update_one(
+            {"_id": COMPANY_MIGRATION}, {"$set": {"done": True}}, upsert=True
+        )
         return changed
 
     async def page(

@@ -127,7 +127,7 @@ async def refresh_search_text(
         await db.messages.bulk_write(
             [
                 UpdateOne(
-                    {"_id": doc["_id"]},
+                    {"_id": doc["_id"], "conversation_id": {"$eq": conversation.id}},
                     {
                         "$set": {
                             "search_text": _stored_search_text(conversation, doc, names),
