@@ -437,12 +437,18 @@ def test_serve_demo_prints_a_working_token_per_demo_user_and_the_graphiql_addres
         wait_until_healthy(serve, port, tmp_path)
         lines = (tmp_path / "serve.out").read_text().splitlines()
         assert lines[0] == "Demo firm loaded. Tokens (valid 12 hours), one per demo user:"
-        assert lines[-2] == (
+        graphiql_at = next(i for i, line in enumerate(lines) if line.startswith("GraphiQL: "))
+        assert lines[graphiql_at] == (
             f"GraphiQL: http://127.0.0.1:{port}/graphql  (set header Authorization: Bearer <token>)"
         )
-        assert lines[-1].startswith("CORS: no other origin may call the API from a browser")
+        banner = lines[graphiql_at + 1 :]
+        assert any(
+            line.startswith("CORS: no other origin may call the API from a browser")
+            for line in banner
+        )
+        assert any(line.startswith("Emails: ") for line in banner)
         tokens = {}
-        for line in lines[1:-2]:
+        for line in lines[1:graphiql_at]:
             email, kind, token = line.split()
             tokens[email] = token
             answer = graphql(port, token, "{ viewer { email kind } }")
