@@ -91,8 +91,8 @@ async def json_errors_middleware(request: web.Request, handler: Handler) -> web.
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400:
-            raise  # redirects and the like are not errors
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise  # redirects are not errors; an answer already in JSON stays as it is
         return _as_json(request, exc.status, exc.text, dict(exc.headers))
     if _is_plain_error(response):
         assert isinstance(response, web.Response)

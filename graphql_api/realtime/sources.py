@@ -156,13 +156,19 @@ def _topics_of(name: str, document: Document | None) -> list[Topic] | None:
     return None
 
 
+async def _no_load(user_id: str) -> None:
+    """The loader of a source's cache that nobody reads (a source built without one)."""
+    return None
+
+
 class ChangeStreamSource:
     """Watches the product's collections and publishes their events to the hub."""
 
-    def __init__(self, db: Db, hub: EventHub, users: UserCache) -> None:
+    def __init__(self, db: Db, hub: EventHub, users: UserCache | None = None) -> None:
         self.db = db
         self.hub = hub
-        self.users = users
+        # The process's user cache, which serves only while the users stream is open.
+        self.users = users if users is not None else UserCache(_no_load, max_users=0)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self._opened: set[str] = set()
