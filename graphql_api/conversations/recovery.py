@@ -41,6 +41,8 @@ _FIELDS = {
     "skipped_seqs": 1,
     "last_message_id": 1,
     "last_activity_ms": 1,
+    "firm_id": 1,  # the shard key, which every write to the conversation names
+    "created_by": 1,
 }
 
 
@@ -100,7 +102,7 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
         # as a set. ($addToSet would say so, but the embedded server ignores it on a missing
         # field: docs/embedded.md.)
         update["$push"] = {"skipped_seqs": {"$each": missing}}
-    await db.conversations.update_one({"_id": conversation["_id"]}, update)
+    await db.conversations.update_one(_key_of(conversation), update)
     return bool(missing) or moved
 
 
@@ -114,7 +116,7 @@ async def _restore_last_message(db: Db, conversation: Document, stored: list[Doc
         return False
     result = await db.conversations.update_one(
         # Unless a new reply has been named meanwhile.
-        {"_id": conversation["_id"], "last_message_id": conversation.get("last_message_id")},
+        {**_key_of(conversation), "last_message_id": conversation.get("last_message_id")},
         {"$set": {"last_message_id": newest["_id"], "last_activity_ms": newest["created_ms"]}},
     )
     return result.modified_count == 1
@@ -156,3 +158,13 @@ async def remove_interrupted_creations(db: Db, attachments: AttachmentStore, cut
 async def existing_conversations(db: Db, ids: list[Any]) -> set[str]:
     docs = await db.conversations.find({"_id": {"$in": list(set(ids))}}, {"_id": 1}).to_list()
     return {doc["_id"] for doc in docs}
+
+
+def _key_of(conversation: Document) -> Document:
+    """The filter of a write to one stored conversation: its id and its shard key
+    (`graphql_api/sharding.py`), so that a sharded cluster routes it to one shard."""
+    return {
+        "_id": conversation["_id"],
+        "firm_id": {"$eq": conversation["firm_id"]},
+        "created_by": {"$eq": conversation["created_by"]},
+    }
