@@ -503,7 +503,7 @@ def test_killed_serve_leaves_no_worker_behind(tmp_path, mongo_uri):
         everyone = serve.descendants()
         serve.process.send_signal(signal.SIGKILL)
         serve.process.wait(timeout=STOP_TIMEOUT)
-        left = wait_until_gone(everyone, timeout=5.0)
+        left = wait_until_gone(everyone, timeout=15.0)  # generous: a loaded machine is slow
         # (`serving` kills what is left, orphans included.)
     assert left == [], f"still running after the serve was killed: {left} (workers: {workers})"
 

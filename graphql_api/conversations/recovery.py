@@ -149,9 +149,18 @@ async def remove_interrupted_creations(db: Db, attachments: AttachmentStore, cut
     for message in orphans:
         await attachments.release(message["_id"])
         await db.read_marks.delete_one(
-            {"_id": read_mark_id(message["author_id"], message["conversation_id"])}
+            {
+                "_id": read_mark_id(message["author_id"], message["conversation_id"]),
+                "user_id": {"$eq": message["author_id"]},  # the shard key
+            }
         )
-        await db.messages.delete_one({"_id": message["_id"], "fanout": "pending"})
+        await db.messages.delete_one(
+            {
+                "_id": message["_id"],
+                "conversation_id": {"$eq": message["conversation_id"]},  # the shard key
+                "fanout": "pending",
+            }
+        )
     return len(orphans)
 
 
