@@ -95,7 +95,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print("Demo firm loaded. Tokens (valid 12 hours), one per demo user:")
             for email, kind, user_id in users:
                 print(f"  {email:<20} {kind:<12} {tokens.issue(user_id)}")
-        print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
         smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
         print(f"Emails: {transport_description(smtp_url, settings.data_dir)}")
         if settings.smtp_port is not None:
@@ -103,6 +102,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 f"Replies by email: SMTP on {settings.host}:{settings.smtp_port} for "
                 f"reply+...@{settings.mail_domain}"
             )
+        print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
         sys.stdout.flush()
         if args.workers == 1:
             serve_forever(settings)

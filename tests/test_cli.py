@@ -467,8 +467,13 @@ def test_serve_demo_prints_a_working_token_per_demo_user_and_the_graphiql_addres
         assert lines[-1] == (
             f"GraphiQL: http://127.0.0.1:{port}/graphql  (set header Authorization: Bearer <token>)"
         )
+        # The start-up banner says where emails go: without an SMTP server, a Maildir.
+        mail = (tmp_path / "data" / "mail").resolve()
+        assert lines[-2] == (
+            f"Emails: written to the Maildir {mail} (set MESSAGER_SMTP_URL to send them)"
+        )
         tokens = {}
-        for line in lines[1:-1]:
+        for line in lines[1:-2]:
             email, kind, token = line.split()
             tokens[email] = token
             answer = graphql(port, token, "{ viewer { email kind } }")
