@@ -123,8 +123,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             for email, kind, user_id in users:
                 credential = tokens.issue(user_id) if tokens.can_issue else f"sub={user_id}"
                 print(f"  {email:<20} {kind:<12} {credential}")
-        print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
-        print(describe_origins(settings.cors_origins))
         smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
         print(f"Emails: {transport_description(smtp_url, settings.data_dir)}")
         if settings.smtp_port is not None:
@@ -132,6 +130,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 f"Replies by email: SMTP on {settings.host}:{settings.smtp_port} for "
                 f"reply+...@{settings.mail_domain}"
             )
+        print(f"GraphiQL: {settings.graphiql_url}  (set header Authorization: Bearer <token>)")
+        print(describe_origins(settings.cors_origins))
         sys.stdout.flush()
         try:
             if args.workers == 1:

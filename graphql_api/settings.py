@@ -230,7 +230,10 @@ class Settings(BaseSettings):
     @classmethod
     def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value():
-            if not value.get_secret_value().startswith(("smtp://", "smtps://")):
-                raise ValueError("MESSAGER_SMTP_URL must start with smtp:// or smtps://")
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError(
+                    "MESSAGER_SMTP_URL must be smtp://host[:port] or smtps://host[:port]"
+                )
             return value
         return None

@@ -8,6 +8,7 @@ means is read from the outbox: its planner went past the window and nothing is p
 from __future__ import annotations
 
 import asyncio
+import mailbox
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +21,10 @@ from graphql_api import clock
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
 from graphql_api.database import connect, database_of
-from graphql_api.directory.importer import import_directory
+from graphql_api.directory.importer import ImportFileError, import_directory
 from graphql_api.email import schedule
 from graphql_api.email.outbox import SENT, Outbox
+from graphql_api.email.transport import transport_description
 from graphql_api.settings import Settings
 from tests.conftest import JWT_SECRET, Api
 from tests.conversation_helpers import create, send
@@ -474,3 +476,34 @@ async def test_a_daily_user_gets_one_digest_at_its_hour_in_its_time_zone(api, db
     assert [str(m["To"]) for m in sink.received if m is not digest] == [
         "Carla Martin <carla@bakery.test>"
     ]
+
+
+async def test_without_an_smtp_server_emails_are_written_to_a_maildir_in_the_data_directory(
+    mongo_uri, tmp_path, aiohttp_client, db
+):
+    settings = email_settings(mongo_uri, tmp_path / "data", "")
+    assert settings.smtp_url is None
+    http = await aiohttp_client(init_app(settings))
+    ids = await import_directory(db, STANDARD_DIRECTORY)
+    api = Api(http=http, tokens=TokenService(settings), ids=ids)
+    await create(api, "alice", "COMPANY", ["bob"], company="bakery", subject="Kept here")
+    await outbox_doc(db, ids["users"]["bob"], SENT)
+    maildir = mailbox.Maildir(tmp_path / "data" / "mail", create=False)
+    [message] = list(maildir)
+    assert message["To"] == "Bob Martin <bob@bakery.test>"
+    assert transport_description(None, tmp_path / "data").startswith(
+        f"written to the Maildir {(tmp_path / 'data' / 'mail').resolve()}"
+    )
+
+
+async def test_the_import_accepts_english_and_french_locales_only(db):
+    users = [dict(STANDARD_DIRECTORY["users"][0], locale="de")]
+    with pytest.raises(ImportFileError, match=r"users\[0\] \(key 'alice'\): locale"):
+        await import_directory(db, {**STANDARD_DIRECTORY, "users": users})
+    users = [dict(STANDARD_DIRECTORY["users"][0], locale="fr")]
+    ids = await import_directory(db, {**STANDARD_DIRECTORY, "users": users})
+    assert (await db.users.find_one({"_id": ids["users"]["alice"]}))["locale"] == "fr"
+    # Imported again without a locale, the user keeps the one it has.
+    ids = await import_directory(db, STANDARD_DIRECTORY)
+    assert (await db.users.find_one({"_id": ids["users"]["alice"]}))["locale"] == "fr"
+    assert (await db.users.find_one({"_id": ids["users"]["bob"]}))["locale"] == "en"

@@ -13,6 +13,7 @@ company, the authors and the latest previews (`bodyText`). Left out:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphql_api.conversations.models import Conversation, Message
@@ -86,7 +87,12 @@ class Recipient:
 class DigestBuilder:
     """Loads what a batch of claimed emails needs in a few queries, then builds each digest."""
 
-    def __init__(self, db: Db, link_for, reply_address_for) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        db: Db,
+        link_for: Callable[[str], str],
+        reply_address_for: Callable[[str, str], str],
+    ) -> None:
         self.db = db
         self._link_for = link_for
         self._reply_address_for = reply_address_for
