@@ -507,3 +507,17 @@ async def test_the_import_accepts_english_and_french_locales_only(db):
     ids = await import_directory(db, STANDARD_DIRECTORY)
     assert (await db.users.find_one({"_id": ids["users"]["alice"]}))["locale"] == "fr"
     assert (await db.users.find_one({"_id": ids["users"]["bob"]}))["locale"] == "en"
+
+
+async def test_nothing_is_sent_for_a_conversation_opened_meanwhile(api, db, sink):
+    conversation = await create(
+        api, "alice", "COMPANY", ["bob", "carla"], company="bakery", subject="Opened"
+    )
+    mark = "mutation($id: ID!) { markConversationRead(conversationId: $id) { unreadCount } }"
+    read = await api.gql(mark, {"id": conversation["id"]}, as_="bob")
+    assert read["markConversationRead"]["unreadCount"] == 0
+    await sink.wait_for(1)  # carla's
+    created = await db.notifications.find_one({"user_id": api.ids["users"]["carla"]})
+    await settled(db, api.ids["users"]["bob"], created["created_ms"])
+    assert sink.to("bob@bakery.test") == []
+    assert len(sink.to("carla@bakery.test")) == 1

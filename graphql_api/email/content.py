@@ -1,8 +1,9 @@
 """What one email lists, decided when it is sent, by the access policy of that moment.
 
-An email lists the user's notifications of its window that are still unread and not listed in an
-earlier email, grouped by conversation (most recent activity first), each with the subject, the
-company, the authors and the latest previews (`bodyText`). Left out:
+An email lists the user's notifications of its window that are still unread (neither marked read
+nor seen: a message at or before the user's read mark of the conversation was seen) and not listed
+in an earlier email, grouped by conversation (most recent activity first), each with the subject,
+the company, the authors and the latest previews (`bodyText`). Left out:
 - the notifications of a conversation the user may no longer read (`policy.can_read`), and the
   messages it may not read (`policy.can_read_message`: notes are never shown to clients);
 - deleted messages (a message document with `deleted_at` set, SPEC §14);
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphql_api.conversations.models import Conversation, Message
+from graphql_api.conversations.read_marks import read_mark_id
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User, former_user
 from graphql_api.email.outbox import OutboxEmail
@@ -128,6 +130,7 @@ class DigestBuilder:
             }
         ).to_list()
         notifications = [n for n in notifications if n.get("emailed_ms") is None]
+        marks = await self._read_marks(notifications)
         conversations = await self._by_id(
             "conversations", {n["conversation_id"] for n in notifications}
         )
@@ -153,9 +156,18 @@ class DigestBuilder:
                 if email.from_ms <= n["created_ms"] < email.until_ms
             ]
             digests[email.id] = await self._digest(
-                email, recipient, mine, conversations, messages, authors, companies
+                email, recipient, mine, conversations, messages, authors, companies, marks
             )
         return digests
+
+    async def _read_marks(self, notifications: list[Document]) -> dict[str, int]:
+        """Each (user, conversation)'s read mark: a message the user has seen in the
+        conversation (opened it) counts as read, whether or not its notification was marked."""
+        ids = {read_mark_id(n["user_id"], n["conversation_id"]) for n in notifications}
+        if not ids:
+            return {}
+        docs = await self.db.read_marks.find({"_id": {"$in": sorted(ids)}}).to_list()
+        return {d["_id"]: int(d.get("seq", 0)) for d in docs}
 
     async def _by_id(self, collection: str, ids: set[str]) -> dict[str, Document]:
         if not ids:
@@ -172,6 +184,7 @@ class DigestBuilder:
         message_docs: dict[str, Document],
         authors: dict[str, User],
         companies: dict[str, Company],
+        marks: dict[str, int],
     ) -> Digest:
         user = recipient.user
         groups: dict[str, ConversationDigest] = {}
@@ -181,6 +194,8 @@ class DigestBuilder:
             message_doc = message_docs.get(n["message_id"])
             if conversation_doc is None or message_doc is None or is_deleted(message_doc):
                 continue
+            if int(message_doc["seq"]) <= marks.get(read_mark_id(user.id, n["conversation_id"]), 0):
+                continue  # seen: the user opened the conversation since
             conversation = Conversation.from_doc(conversation_doc)
             message = Message.from_doc(message_doc)
             if not can_read(user, conversation) or not can_read_message(
