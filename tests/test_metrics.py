@@ -175,6 +175,7 @@ async def test_a_metrics_token_keeps_other_scrapers_out(token_http):
     assert (await refused.json())["error"]["code"] == "UNAUTHENTICATED"
     wrong = await token_http.get("/metrics", headers={"Authorization": "Bearer guess"})
     assert wrong.status == 401
+    await wrong.read()  # the body read, its connection goes back to the pool
     families, _ = await scrape(token_http, {"Authorization": "Bearer scrape-me"})
     assert "messager_graphql_operations" in families
 

@@ -121,5 +121,7 @@ async def test_a_favorites_write_of_this_process_evicts_its_user_at_once(reads, 
     alice = ids["users"]["alice"]
     cache_of(reads).serve()
     viewer = await reads.directory.current_user(alice)
-    await reads.directory.remove_favorite(viewer, ids["companies"]["bakery"])
+    bakery = ids["companies"]["bakery"]
+    company = (await reads.directory.companies_by_ids([bakery]))[bakery]
+    await reads.directory.remove_favorite(viewer, company)
     assert (await reads.directory.current_user(alice)).favorite_company_ids == frozenset()
