@@ -24,6 +24,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from graphql_api.conversations.recovery import (
+    complete_missing_counters,
     reconcile_conversations,
     remove_interrupted_creations,
 )
@@ -32,7 +33,6 @@ from graphql_api.services import Services
 from graphql_api.shutdown import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
 
 
 async def recover_once(services: Services) -> None:
@@ -62,8 +62,11 @@ async def _recover_forever(app: web.Application) -> None:
         migrated = await services.notifications.complete_missing_companies()
         if migrated:
             log.info("gave %d older notifications their conversation's company", migrated)
+        counted = await complete_missing_counters(services.db)
+        if counted:
+            log.info("gave %d older conversations their audiences' counters", counted)
     except PyMongoError as exc:
-        log.warning("notification company migration failed: %s", exc)
+        log.warning("notification company or counter migration failed: %s", exc)
     while True:
         try:
             await recover_once(services)

@@ -8,6 +8,12 @@ this process or through the change stream). When that event takes away the conve
 viewer's user is deleted, every subscription ends with UNAUTHENTICATED (the socket stays open
 and its operations answer UNAUTHENTICATED, like HTTP requests with that token). Each event is
 resolved with fresh dataloaders (the context of a WebSocket lives as long as the connection).
+
+Every message is checked with the per-message rule (`policy.can_read_message`): a client's
+`messageAdded` skips internal notes, live and in replay, as if they did not exist (their numbers
+are gaps, like a reply never stored). A conversation's change (`ConversationChanged`: a
+participant removed, client visibility lost) is re-checked at once with the conversation as
+changed: a subscriber who lost access gets NOT_FOUND and nothing more.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from graphql_api.conversations.models import Conversation, Message
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.metrics import observe_delivery
 from graphql_api.pagination import parse_message_cursor
-from graphql_api.policy import can_read
+from graphql_api.policy import can_read, can_read_message
 from graphql_api.realtime.events import (
+    ConversationChanged,
     ConversationCreated,
     MessageAdded,
     NotificationAdded,
@@ -90,7 +97,8 @@ async def message_added(
         else:
             async for message in _messages_after(context, conversation, last_seq):
                 last_seq = message.seq
-                yield _message_for(context, message)
+                if await _readable(context, conversation, message):
+                    yield _message_for(context, message)
         # Messages may arrive out of `seq` order (two senders take seq 5 and 6, 6 is stored
         # first): hold the early ones briefly; only a gap that does not close by itself is read
         # from the database (one query per subscriber per gap would swamp it under load).
@@ -105,7 +113,9 @@ async def message_added(
                     event = await subscriber.next()
             except TimeoutError:
                 pass
-            if isinstance(event, UserChanged):
+            if isinstance(event, ConversationChanged | MessageAdded) and event.conversation:
+                conversation = _newer(conversation, event.conversation)
+            if isinstance(event, UserChanged | ConversationChanged):
                 if not can_read(await context.current_viewer(), conversation):
                     raise NotFound("conversation not found")
                 continue
@@ -114,7 +124,8 @@ async def message_added(
                 await context.current_viewer()
                 async for message in _messages_after(context, conversation, last_seq):
                     last_seq = message.seq
-                    yield _message_for(context, message)
+                    if await _readable(context, conversation, message):
+                        yield _message_for(context, message)
                 pending = {seq: m for seq, m in pending.items() if seq > last_seq}
                 continue
             if isinstance(event, MessageAdded) and event.message.seq > last_seq:
@@ -128,14 +139,26 @@ async def message_added(
                     context, conversation, last_seq, until=min(pending)
                 ):
                     last_seq = message.seq
-                    yield _message_for(context, message)
+                    if await _readable(context, conversation, message):
+                        yield _message_for(context, message)
                 last_seq = max(last_seq, min(pending) - 1)  # a seq never stored stays a gap
                 pending = {seq: m for seq, m in pending.items() if seq > last_seq}
             while last_seq + 1 in pending:
                 message = pending.pop(last_seq + 1)
                 last_seq = message.seq
-                observe_delivery(message.created_at)  # live, not replayed: its lag counts
-                yield _message_for(context, message)
+                if await _readable(context, conversation, message):
+                    observe_delivery(message.created_at)  # live, not replayed: its lag counts
+                    yield _message_for(context, message)
+
+
+def _newer(current: Conversation, candidate: Conversation) -> Conversation:
+    """The later of two states of one conversation: every change numbers a message."""
+    return candidate if candidate.message_count >= current.message_count else current
+
+
+async def _readable(context: Context, conversation: Conversation, message: Message) -> bool:
+    """The per-message rule, with the viewer as stored now."""
+    return can_read_message(await context.current_viewer(), conversation, message)
 
 
 async def _messages_after(
@@ -146,7 +169,8 @@ async def _messages_after(
     while True:
         if not can_read(await context.current_viewer(), conversation):
             raise NotFound("conversation not found")
-        page = await service.messages_after(conversation.id, seq, REPLAY_BATCH, until=until)
+        viewer = await context.current_viewer()
+        page = await service.messages_after(viewer, conversation.id, seq, REPLAY_BATCH, until=until)
         for message in page:
             yield message
             seq = message.seq
@@ -191,6 +215,11 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationNode, None]:
                         event.message.conversation_id
                     )
                 )
-            if conversation is not None and can_read(viewer, conversation):
-                context.fresh_loaders()
-                yield ConversationNode(record=conversation)
+            if conversation is None or not can_read(viewer, conversation):
+                continue
+            if isinstance(event, MessageAdded) and not can_read_message(
+                viewer, conversation, event.message
+            ):
+                continue  # a note, for a client: nothing happened
+            context.fresh_loaders()
+            yield ConversationNode(record=conversation)
