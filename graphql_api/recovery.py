@@ -24,7 +24,6 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from graphql_api.conversations.recovery import (
-    complete_missing_counters,
     reconcile_conversations,
     remove_interrupted_creations,
 )
@@ -62,11 +61,8 @@ async def _recover_forever(app: web.Application) -> None:
         migrated = await services.notifications.complete_missing_companies()
         if migrated:
             log.info("gave %d older notifications their conversation's company", migrated)
-        counted = await complete_missing_counters(services.db)
-        if counted:
-            log.info("gave %d older conversations their audiences' counters", counted)
     except PyMongoError as exc:
-        log.warning("notification company or counter migration failed: %s", exc)
+        log.warning("notification company migration failed: %s", exc)
     while True:
         try:
             await recover_once(services)

@@ -57,8 +57,13 @@ async def take_number_and_die(db: Any, conversation_id: str) -> str:
     await db.conversations.update_one(
         {"_id": conversation_id},
         {
-            "$inc": {"message_count": 1},
-            "$set": {"last_activity_ms": _now_ms(), "last_message_id": lost_id},
+            "$inc": {"message_count": 1, "staff_count": 1, "client_count": 1},
+            "$set": {
+                "last_activity_ms": _now_ms(),
+                "last_message_id": lost_id,
+                "client_activity_ms": _now_ms(),
+                "client_last_message_id": lost_id,
+            },
         },
     )
     return lost_id

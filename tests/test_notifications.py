@@ -143,8 +143,13 @@ async def store_pending_message(
     counter = await db.conversations.find_one_and_update(
         {"_id": conversation_id},
         {
-            "$inc": {"message_count": 1},
-            "$set": {"last_activity_ms": created_ms, "last_message_id": message_id},
+            "$inc": {"message_count": 1, "staff_count": 1, "client_count": 1},
+            "$set": {
+                "last_activity_ms": created_ms,
+                "last_message_id": message_id,
+                "client_activity_ms": created_ms,
+                "client_last_message_id": message_id,
+            },
         },
         return_document=ReturnDocument.AFTER,
     )
@@ -154,6 +159,9 @@ async def store_pending_message(
             "firm_id": counter["firm_id"],
             "conversation_id": conversation_id,
             "seq": int(counter["message_count"]),
+            "kind": "MESSAGE",
+            "staff_n": int(counter["staff_count"]),
+            "client_n": int(counter["client_count"]),
             "author_id": uid(api, author),
             "body": f"<p>{text}</p>",
             "body_text": text,
@@ -607,7 +615,11 @@ async def test_unread_count_leaves_out_numbers_no_message_has(api, db):
     cid = await create(api, "bob", "COMPANY", ["paul"], company="bakery")
     await send(api, "bob", cid, "two")
     await db.conversations.update_one(
-        {"_id": cid}, {"$inc": {"message_count": 1}, "$push": {"skipped_seqs": 3}}
+        {"_id": cid},
+        {
+            "$inc": {"message_count": 1, "staff_count": 1, "client_count": 1},
+            "$push": {"skipped_seqs": 3, "skipped_staff": 3, "skipped_client": 3},
+        },
     )
     await send(api, "bob", cid, "four")
     assert [await unread_count(api, u, cid) for u in ["bob", "paul", "alice"]] == [0, 3, 3]

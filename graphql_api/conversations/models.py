@@ -109,6 +109,8 @@ class Conversation:
     archived_by_staff: tuple[str, ...] = ()
     archived_by_clients: tuple[str, ...] = ()
     muted_by: tuple[str, ...] = ()
+    counted: bool = True
+    """Whether the document has the audiences' counters (False: stored before notes)."""
 
     def activity_ms(self, audience: Audience) -> int:
         return self.last_activity_ms if audience is Audience.STAFF else self.client_activity_ms
@@ -161,6 +163,7 @@ class Conversation:
             archived_by_staff=tuple(doc.get("archived_by_staff", ())),
             archived_by_clients=tuple(doc.get("archived_by_clients", ())),
             muted_by=tuple(doc.get("muted_by", ())),
+            counted="staff_count" in doc,
         )
 
 

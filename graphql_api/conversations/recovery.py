@@ -233,36 +233,3 @@ async def existing_conversations(db: Db, ids: list[Any]) -> set[str]:
     docs = await db.conversations.find({"_id": {"$in": list(set(ids))}}, {"_id": 1}).to_list()
     return {doc["_id"] for doc in docs}
 
-
-async def complete_missing_counters(db: Db, batch: int = 500) -> int:
-    """Give conversations written before notes (SPEC §13) the audiences' counters, views and
-    per-viewer arrays, from what they had: every message then counted for everyone. Answers
-    how many changed. (Until it ran, `Conversation.from_doc` reads them the same way.)"""
-    changed = 0
-    while docs := (
-        await db.conversations.find({"staff_count": {"$exists": False}}).limit(batch).to_list()
-    ):
-        for doc in docs:
-            count = int(doc.get("message_count", 0))
-            skipped = list(doc.get("skipped_seqs", ()))
-            reconciled = int(doc.get("reconciled_seq", 0))
-            await db.conversations.update_one(
-                {"_id": doc["_id"], "staff_count": {"$exists": False}},
-                {
-                    "$set": {
-                        "staff_count": count,
-                        "client_count": count,
-                        "client_activity_ms": doc["last_activity_ms"],
-                        "client_last_message_id": doc.get("last_message_id"),
-                        "skipped_staff": skipped,
-                        "skipped_client": skipped,
-                        "reconciled_staff": reconciled,
-                        "reconciled_client": reconciled,
-                        "archived_by_staff": doc.get("archived_by_staff", []),
-                        "archived_by_clients": doc.get("archived_by_clients", []),
-                        "muted_by": doc.get("muted_by", []),
-                    }
-                },
-            )
-            changed += 1
-    return changed

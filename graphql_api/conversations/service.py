@@ -356,12 +356,33 @@ class Conversations:
         update: Document = {"$inc": increments}
         if changes:
             update["$set"] = changes
+        await self._complete_counters(conversation)
         updated = await self.db.conversations.find_one_and_update(
             conversation_key(conversation), update, return_document=ReturnDocument.AFTER
         )
         if updated is None:
             raise NotFound("conversation not found")
         return Conversation.from_doc(updated)
+
+    async def _complete_counters(self, conversation: Conversation) -> None:
+        """A conversation stored before notes gets the audiences' counters and views before
+        its first new message, from what it had (every message then counted for everyone):
+        one more command, once per such conversation (docs/decisions.md)."""
+        if conversation.counted:
+            return
+        await self.db.conversations.update_one(
+            {**conversation_key(conversation), "staff_count": {"$exists": False}},
+            {
+                "$set": {
+                    "staff_count": conversation.staff_count,
+                    "client_count": conversation.client_count,
+                    "client_activity_ms": conversation.client_activity_ms,
+                    "client_last_message_id": conversation.client_last_message_id,
+                    "skipped_staff": list(conversation.skipped_staff),
+                    "skipped_client": list(conversation.skipped_client),
+                }
+            },
+        )
 
     async def _recipients(
         self, conversation: Conversation, author_id: str, kind: MessageKind
@@ -392,6 +413,7 @@ class Conversations:
         now = clock.now()
         message_id = new_id()
         changes = {**update, "$inc": {"message_count": 1}}
+        await self._complete_counters(conversation)
         found = await self.db.conversations.find_one_and_update(
             {**conversation_key(conversation), **(condition or {})},
             changes,
