@@ -8,7 +8,10 @@ shape, and checks that the MongoDB filters select exactly what the per-document 
   `can_read` accepts (notifications go to participants, of conversations stored as the service
   stores them: a company exactly when the type is COMPANY or CONFIDENTIAL);
 - `eligible_participants_filter(viewer, type, company)` finds exactly the users a plain oracle
-  written from SPEC §4 says may be designated.
+  written from SPEC §4 says may be designated;
+- the per-message rule (SPEC §13): for every conversation the user may read, a history query
+  with `readable_messages_filter(user)` finds exactly the messages, notes and timeline events
+  `can_read_message(user, c, m)` accepts (and a conversation it may not read, none).
 
 Function-scoped fixtures are not reset between examples, so every example uses fresh firm ids
 (nothing else in the database can match them) and deletes what it inserted.
@@ -24,13 +27,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphql_api.conversations.inbox_query import readable_in_activity_order
-from graphql_api.conversations.models import Conversation, ConversationType, Message
+from graphql_api.conversations.models import (
+    Conversation,
+    ConversationType,
+    Message,
+    MessageKind,
+    new_message_doc,
+)
 from graphql_api.directory.models import User
 from graphql_api.notifications.service import notification_docs
 from graphql_api.policy import (
     can_read,
+    can_read_message,
     eligible_participants_filter,
     readable_filter,
+    readable_messages_filter,
     readable_notifications_filter,
 )
 
@@ -287,4 +298,64 @@ async def test_eligible_participants_filter_selects_exactly_whom_spec_allows(
         expected = {u.id for u in records if may_designate(viewer, u, kind, company_id)}
         assert found == expected
     finally:
+        await generated.remove(db)
+
+
+@PROPERTY_SETTINGS
+@given(
+    world=worlds(),
+    kinds=st.lists(st.sampled_from([*MessageKind, None]), min_size=1, max_size=8),
+)
+async def test_readable_messages_filter_selects_exactly_what_can_read_message_allows(
+    db, world, kinds
+):
+    users, conversations = world
+    generated = World(users, conversations)
+    records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
+    messages = []
+    for c in records:
+        for seq, kind in enumerate(kinds, start=1):
+            doc = new_message_doc(
+                message_id=str(ObjectId()),
+                firm_id=c.firm_id,
+                conversation_id=c.id,
+                seq=seq,
+                author_id=c.created_by,
+                html="<p>x</p>",
+                text="x",
+                attachment_ids=[],
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                recipients=[],
+                client_message_id=None,
+                kind=kind or MessageKind.MESSAGE,
+            )
+            if kind is None:
+                del doc["kind"]  # stored before kinds existed: a message
+            messages.append(doc)
+    await generated.insert(db)
+    if messages:
+        await db.messages.insert_many(messages)
+    try:
+        by_conversation = {c.id: c for c in records}
+        for user in generated.users:
+            readable = {c.id for c in records if can_read(user, c)}
+            found = {
+                doc["_id"]
+                async for doc in db.messages.find(
+                    {
+                        "conversation_id": {"$in": sorted(readable)},
+                        **readable_messages_filter(user),
+                    }
+                )
+            }
+            allowed = {
+                doc["_id"]
+                for doc in messages
+                if can_read_message(
+                    user, by_conversation[doc["conversation_id"]], Message.from_doc(doc)
+                )
+            }
+            assert found == allowed, user
+    finally:
+        await db.messages.delete_many({"firm_id": {"$in": generated.firms}})
         await generated.remove(db)
