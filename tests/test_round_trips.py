@@ -126,3 +126,23 @@ async def test_a_request_that_only_reads_the_viewer_costs_no_command_on_a_warm_p
     another_token = tokens.issue(ids["users"]["alice"], ttl_seconds=60)
     other_token = await _count(http, counter, another_token, VIEWER, {})
     assert (first, again, other_token) == (1, 0, 0), counter.commands
+
+
+async def test_a_note_costs_one_round_trip_more_than_a_message_and_a_message_none(counted, ids):
+    http, counter, tokens = counted
+    alice = tokens.issue(ids["users"]["alice"])
+    await _create(http, alice, ids["companies"]["bakery"], ids["users"]["paul"], 1)
+    inbox = await http.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {alice}"},
+        json={"query": "{ conversations { edges { node { id } } } }"},
+    )
+    conversation_id = (await inbox.json())["data"]["conversations"]["edges"][0]["node"]["id"]
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id kind } }"
+    note = {"i": {"conversationId": conversation_id, "body": "internal", "internal": True}}
+    message = {"i": {"conversationId": conversation_id, "body": "hello"}}
+    # A note's recipients are the practitioner participants (paul): one query on `users` for
+    # their kinds (the send of a message needs none); the rest is a message's six.
+    assert await _count(http, counter, alice, send, note) == 7, counter.commands
+    # The message after notes still costs what it cost before notes existed.
+    assert await _count(http, counter, alice, send, message) == 6, counter.commands
