@@ -136,6 +136,9 @@ class Conversation:
 
     @classmethod
     def from_doc(cls, doc: Document) -> Conversation:
+        # Before notes, every skipped number was skipped for everyone; since, each audience
+        # lists its own (a lost note or event skips no client ordinal).
+        legacy_skipped = () if "staff_count" in doc else doc.get("skipped_seqs", ())
         return cls(
             id=doc["_id"],
             firm_id=doc["firm_id"],
@@ -155,8 +158,8 @@ class Conversation:
             client_count=int(doc.get("client_count", doc.get("message_count", 0))),
             client_activity_ms=int(doc.get("client_activity_ms", doc["last_activity_ms"])),
             client_last_message_id=doc.get("client_last_message_id", doc.get("last_message_id")),
-            skipped_staff=_ordinals(doc.get("skipped_staff", doc.get("skipped_seqs", ()))),
-            skipped_client=_ordinals(doc.get("skipped_client", doc.get("skipped_seqs", ()))),
+            skipped_staff=_ordinals(doc.get("skipped_staff", legacy_skipped)),
+            skipped_client=_ordinals(doc.get("skipped_client", legacy_skipped)),
             client_visible_by=tuple(doc.get("client_visible_by", ())),
             status=ConversationStatus(doc.get("status") or ConversationStatus.OPEN.value),
             assignee_id=doc.get("assignee_id"),
