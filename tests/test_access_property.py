@@ -37,6 +37,7 @@ from graphql_api.conversations.models import (
 from graphql_api.directory.models import User
 from graphql_api.notifications.service import notification_docs
 from graphql_api.policy import (
+    audience_of,
     can_read,
     can_read_message,
     eligible_participants_filter,
@@ -134,7 +135,11 @@ class World:
             "created_at": datetime(2026, 1, 1, tzinfo=UTC),
             "last_activity_ms": 1_767_225_600_000,
             "last_message_id": None,
+            "client_activity_ms": 1_767_225_600_000,
+            "client_last_message_id": None,
             "message_count": 0,
+            "staff_count": 0,
+            "client_count": 0,
             "client_visible": spec["client_visible"],
         }
 
@@ -225,6 +230,8 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
     generated = World(users, conversations)
     for index, doc in enumerate(generated.conversation_docs):
         doc["last_activity_ms"] += index % 3  # equal times too: the id breaks those ties
+        # Clients' activity differs (notes move the practitioners' only): another order.
+        doc["client_activity_ms"] -= index % 4
     await generated.insert(db)
     try:
         records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
@@ -237,7 +244,7 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
         for user in generated.users:
             expected = sorted(
                 (
-                    (c.last_activity_ms, c.id)
+                    (c.activity_ms(audience_of(user)), c.id)
                     for c in records
                     if can_read(user, c)
                     and kind in (None, c.type)
@@ -249,7 +256,7 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
             cursor = None
             while True:
                 batch = await readable_in_activity_order(db, user, narrowing, cursor, page)
-                walked += [(c.last_activity_ms, c.id) for c in batch]
+                walked += [(c.activity_ms(audience_of(user)), c.id) for c in batch]
                 if len(batch) < page:
                     break
                 cursor = walked[-1]
