@@ -715,7 +715,9 @@ async def test_a_client_removed_from_its_company_by_messager_import_stops_readin
 # -- Notes and lifecycle changes across processes (SPEC §13) --------------------------------------
 
 KIND_ADDED = """
-subscription($conversationId: ID!) { messageAdded(conversationId: $conversationId) { kind body } }
+subscription($conversationId: ID!, $after: String) {
+  messageAdded(conversationId: $conversationId, after: $after) { kind body }
+}
 """
 NOTE = """
 mutation($input: SendMessageInput!) { sendMessage(input: $input) { kind } }
@@ -735,13 +737,15 @@ async def test_notes_and_a_removal_through_one_serve_reach_another_serves_subscr
         ids, tokens = await import_live_directory(mongo_uri)
         await asyncio.gather(a.until_healthy(), b.until_healthy())
         async with aiohttp.ClientSession() as session:
-            cid, _ = await bakery_conversation(session, a, ids, tokens["bob"], "paul")
+            cid, opening = await bakery_conversation(session, a, ids, tokens["bob"], "paul")
             url = f"ws://127.0.0.1:{b.port}/graphql"
             bob_on_b = await Subscriber.connect(session, url, tokens["bob"])
             paul_on_b = await Subscriber.connect(session, url, tokens["paul"])
             try:
-                await bob_on_b.subscribe("live", KIND_ADDED, {"conversationId": cid})
-                await paul_on_b.subscribe("live", KIND_ADDED, {"conversationId": cid})
+                # After the opening message: replayed or live, nothing is missed meanwhile.
+                since = {"conversationId": cid, "after": opening}
+                await bob_on_b.subscribe("live", KIND_ADDED, since)
+                await paul_on_b.subscribe("live", KIND_ADDED, since)
                 # Live on b once a plain message sent through a arrives to both.
                 await gql(session, a, tokens["paul"], SEND, reply(cid, "Ready"))
                 ready = {"messageAdded": {"kind": "MESSAGE", "body": "<p>Ready</p>"}}
