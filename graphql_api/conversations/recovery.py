@@ -43,6 +43,8 @@ MAX_SEQS_PER_CONVERSATION = 1000  # numbers looked at per conversation and run
 STEP = "conversations"
 
 _FIELDS = {
+    "firm_id": 1,
+    "created_by": 1,
     "message_count": 1,
     "staff_count": 1,
     "client_count": 1,
@@ -132,7 +134,7 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
         pushed["skipped_client"] = {"$each": lost_client}
     if pushed:
         update["$push"] = pushed
-    await db.conversations.update_one({"_id": conversation["_id"]}, update)
+    await db.conversations.update_one(_key(conversation), update)
     moved = False
     if quiet and settled == count:
         moved = await _restore_last_message(db, conversation, stored)
@@ -182,11 +184,20 @@ async def _restore_last_message(db: Db, conversation: Document, stored: list[Doc
             continue
         result = await db.conversations.update_one(
             # Unless a new reply has been named meanwhile.
-            {"_id": conversation["_id"], last_id: {"$eq": named}},
+            {**_key(conversation), last_id: {"$eq": named}},
             {"$set": {last_id: newest["_id"], activity: newest["created_ms"]}},
         )
         moved = moved or result.modified_count == 1
     return moved
+
+
+def _key(conversation: Document) -> Document:
+    """A write's filter with the shard key (`firm_id`, `created_by`: graphql_api/sharding.py)."""
+    return {
+        "_id": conversation["_id"],
+        "firm_id": {"$eq": conversation["firm_id"]},
+        "created_by": {"$eq": conversation["created_by"]},
+    }
 
 
 async def newest_message(
