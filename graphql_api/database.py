@@ -104,6 +104,26 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="inbox_company_activity_id",
         ),
+        # A client's inbox sorts by the clients' activity (notes never move it: SPEC §13).
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("participant_ids", ASCENDING),
+                ("client_activity_ms", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="inbox_participant_client_activity_id",
+        ),
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("company_id", ASCENDING),
+                ("type", ASCENDING),
+                ("client_activity_ms", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="inbox_company_client_activity_id",
+        ),
         # The recovery's walk over recently active conversations (conversations/recovery.py).
         IndexModel([("last_activity_ms", ASCENDING)], name="activity"),
         IndexModel(

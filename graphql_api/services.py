@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from graphql_api.attachments.signing import UrlSigner
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.auth import TokenService
+from graphql_api.conversations.lifecycle import Lifecycle
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
@@ -44,6 +45,7 @@ class Services:
     search: Search
     preferences: Preferences
     email_signer: EmailSigner
+    lifecycle: Lifecycle
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
@@ -58,15 +60,14 @@ class Services:
         tokens = TokenService(settings)
         notifications = Notifications(db)
         limiter = settings.rate_limiter()
+        conversations = Conversations(db, directory, attachments, notifications, publisher, limiter)
         return cls(
             settings=settings,
             client=client,
             db=db,
             tokens=tokens,
             directory=directory,
-            conversations=Conversations(
-                db, directory, attachments, notifications, publisher, limiter
-            ),
+            conversations=conversations,
             attachments=attachments,
             url_signer=UrlSigner(tokens.url_signing_key),
             notifications=notifications,
@@ -76,4 +77,5 @@ class Services:
             search=Search(db),
             preferences=Preferences(db),
             email_signer=EmailSigner.from_secret(tokens.url_signing_key),
+            lifecycle=Lifecycle(conversations),
         )

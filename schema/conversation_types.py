@@ -19,8 +19,9 @@ from graphql_api.conversations.history import HistoryRequest
 from graphql_api.directory.models import former_user
 from graphql_api.errors import NotFound
 from graphql_api.pagination import message_cursor
+from graphql_api.policy import audience_of, can_read_message
 from schema.directory_types import Company, User
-from schema.enums import ConversationType
+from schema.enums import ConversationStatus, ConversationType, MessageKind
 from schema.pagination import Connection, connection
 from schema.permissions import ReadConversation, guarded
 
@@ -62,6 +63,44 @@ class Attachment:
         return context.services.url_signer.sign(context.base_url, self.record.id, context.viewer.id)
 
 
+@strawberry.type(description="What a timeline event (a message of kind EVENT) records.")
+class ConversationEvent:
+    record: strawberry.Private[models.ConversationEvent]
+    firm_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def actor(self, info: Info) -> User:
+        (actor,) = await _load_users(info, [self.record.actor_id], self.firm_id)
+        return actor
+
+    @strawberry.field
+    async def added_users(self, info: Info) -> list[User]:
+        return await _load_users(info, list(self.record.added_user_ids), self.firm_id)
+
+    @strawberry.field
+    async def removed_users(self, info: Info) -> list[User]:
+        return await _load_users(info, list(self.record.removed_user_ids), self.firm_id)
+
+    @strawberry.field
+    def old_subject(self) -> str | None:
+        return self.record.old_subject
+
+    @strawberry.field
+    def new_subject(self) -> str | None:
+        return self.record.new_subject
+
+    @strawberry.field(description="The status set, when the event set one.")
+    def status(self) -> ConversationStatus | None:
+        return self.record.status
+
+    @strawberry.field(description="The assignee set (null: cleared, or not an assignment).")
+    async def assignee(self, info: Info) -> User | None:
+        if self.record.assignee_id is None:
+            return None
+        (assignee,) = await _load_users(info, [self.record.assignee_id], self.firm_id)
+        return assignee
+
+
 @strawberry.type
 class Message:
     record: strawberry.Private[models.Message]
@@ -82,6 +121,18 @@ class Message:
     )
     def cursor(self) -> str:
         return message_cursor(self.record.seq)
+
+    @strawberry.field(
+        description="MESSAGE, NOTE (internal: practitioners only) or EVENT (a timeline event)."
+    )
+    def kind(self) -> MessageKind:
+        return self.record.kind
+
+    @strawberry.field(description="What changed, for a message of kind EVENT.")
+    def event(self) -> ConversationEvent | None:
+        if self.record.event is None:
+            return None
+        return ConversationEvent(record=self.record.event, firm_id=self.record.firm_id)
 
     @strawberry.field
     async def conversation(self, info: Info) -> Conversation:
@@ -152,9 +203,29 @@ class Conversation:
     def created_at(self) -> datetime:
         return self.record.created_at
 
+    @strawberry.field(description="The time of the newest message the viewer may read.")
+    def last_message_at(self, info: Info) -> datetime:
+        return self.record.last_message_at(audience_of(info.context.viewer))
+
     @strawberry.field
-    def last_message_at(self) -> datetime:
-        return self.record.last_message_at
+    def status(self) -> ConversationStatus:
+        return self.record.status
+
+    @strawberry.field(description="The practitioner in charge, a participant.")
+    async def assignee(self, info: Info) -> User | None:
+        if self.record.assignee_id is None:
+            return None
+        (assignee,) = await _load_users(info, [self.record.assignee_id], self.record.firm_id)
+        return assignee
+
+    @strawberry.field(description="Whether the viewer archived it (out of its default inbox).")
+    def archived(self, info: Info) -> bool:
+        viewer = info.context.viewer
+        return viewer.id in self.record.archived_by(audience_of(viewer))
+
+    @strawberry.field(description="Whether the viewer muted it (no notifications).")
+    def muted(self, info: Info) -> bool:
+        return info.context.viewer.id in self.record.muted_by
 
     @strawberry.field(
         description="Whether clients with the company in their favorites may read it "
@@ -165,12 +236,13 @@ class Conversation:
 
     @strawberry.field(**guarded(ReadConversation))
     async def last_message(self, info: Info) -> Message | None:
-        if self.record.last_message_id is None:
+        last_id = self.record.last_message_id_for(audience_of(info.context.viewer))
+        if last_id is None:
             return None
-        message = await info.context.loaders.messages.load(
-            (self.record.id, self.record.last_message_id)
-        )
-        return Message(record=message) if message else None
+        message = await info.context.loaders.messages.load((self.record.id, last_id))
+        if message is None or not can_read_message(info.context.viewer, self.record, message):
+            return None
+        return Message(record=message)
 
     @strawberry.field(
         description="Messages after the viewer's read mark that the viewer did not write.",
@@ -192,7 +264,14 @@ class Conversation:
         before: str | None = None,
     ) -> MessageConnection:
         page = await info.context.loaders.history_pages.load(
-            HistoryRequest(self.record, first=first, after=after, last=last, before=before)
+            HistoryRequest(
+                self.record,
+                info.context.viewer,
+                first=first,
+                after=after,
+                last=last,
+                before=before,
+            )
         )
         return connection(
             page, cursor=lambda m: message_cursor(m.seq), node=lambda m: Message(record=m)

@@ -16,6 +16,9 @@ arguments:
   lists and per event for subscriptions.
 - DESIGNATE_PARTICIPANTS: the company, when given, is one the viewer may pick; every designated
   user is checked against the designation filter by the service.
+- MANAGE_CONVERSATION: the conversation is readable (NOT_FOUND otherwise, as READ_CONVERSATION)
+  and the viewer is a practitioner (FORBIDDEN otherwise: it may read it, so nothing leaks):
+  status and assignee (SPEC §13, `policy.can_manage`).
 
 The conversation or company that a guard loads goes through the operation's dataloaders, so the
 resolver that runs next reads it from there without another query.
@@ -32,8 +35,8 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 
 from graphql_api.conversations import models
-from graphql_api.errors import NotFound
-from graphql_api.policy import can_read
+from graphql_api.errors import Forbidden, NotFound
+from graphql_api.policy import can_manage, can_read
 
 
 @strawberry.enum(name="AccessPolicy", description="The rules of the access policy.")
@@ -58,6 +61,10 @@ class AccessRule(enum.Enum):
     DESIGNATE_PARTICIPANTS = strawberry.enum_value(
         "DESIGNATE_PARTICIPANTS",
         description="The company is one the viewer may pick; every participant is designatable.",
+    )
+    MANAGE_CONVERSATION = strawberry.enum_value(
+        "MANAGE_CONVERSATION",
+        description="The conversation is readable and the viewer is a practitioner.",
     )
 
 
@@ -128,6 +135,20 @@ class ReadConversation(AccessPermission):
 
     def on_unauthorized(self) -> None:
         raise NotFound("conversation not found")
+
+
+class ManageConversation(AccessPermission):
+    rule = AccessRule.MANAGE_CONVERSATION
+
+    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        conversation = await info.context.readable_conversation(
+            _argument(kwargs, "conversation_id")
+        )
+        if conversation is None:
+            raise NotFound("conversation not found")
+        if not can_manage(info.context.viewer, conversation):
+            raise Forbidden("only practitioners may do this")
+        return True
 
 
 class ReadConversationStream(ReadConversation):

@@ -180,6 +180,17 @@ async def test_a_deleted_message_is_not_emailed(api, db, sink):
     assert "Hello" in text and "Wrong file" not in text
 
 
+async def test_a_conversation_the_user_muted_is_not_emailed(api, db, sink):
+    muted = await create(api, "alice", "PRIVATE", ["paul"], subject="Muted topic")
+    mute = """mutation($c: ID!) { muteConversation(conversationId: $c, muted: true) { muted } }"""
+    assert (await api.gql(mute, {"c": muted["id"]}, as_="paul"))["muteConversation"]["muted"]
+    await send(api, "alice", muted["id"], "<p>While muted</p>")
+    await create(api, "alice", "PRIVATE", ["paul"], subject="Other topic")
+    await sink.wait_for(1)
+    text = "".join(text_part(m) for m in sink.to("paul@acme.test"))
+    assert "Other topic" in text and "Muted topic" not in text and "While muted" not in text
+
+
 async def test_a_participant_who_lost_access_is_not_told_what_it_may_no_longer_read(api, db, sink):
     await create(api, "alice", "COMPANY", ["bob", "carla"], company="bakery", subject="Left")
     # bob is no longer a client of the bakery: the policy refuses him the conversation.

@@ -143,3 +143,21 @@ async def test_search_page_costs_the_same_round_trips_for_5_and_50_results(count
     large = await _count(http, counter, alice, SEARCH, {"first": 50})
     # ranking ($text), messages, conversations, authors, companies
     assert small == large == 5, counter.commands
+async def test_a_note_costs_one_round_trip_more_than_a_message_and_a_message_none(counted, ids):
+    http, counter, tokens = counted
+    alice = tokens.issue(ids["users"]["alice"])
+    await _create(http, alice, ids["companies"]["bakery"], ids["users"]["paul"], 1)
+    inbox = await http.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {alice}"},
+        json={"query": "{ conversations { edges { node { id } } } }"},
+    )
+    conversation_id = (await inbox.json())["data"]["conversations"]["edges"][0]["node"]["id"]
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id kind } }"
+    note = {"i": {"conversationId": conversation_id, "body": "internal", "internal": True}}
+    message = {"i": {"conversationId": conversation_id, "body": "hello"}}
+    # A note's recipients are the practitioner participants (paul): one query on `users` for
+    # their kinds (the send of a message needs none); the rest is a message's six.
+    assert await _count(http, counter, alice, send, note) == 7, counter.commands
+    # The message after notes still costs what it cost before notes existed.
+    assert await _count(http, counter, alice, send, message) == 6, counter.commands

@@ -1,4 +1,5 @@
-"""Read marks: per user and conversation, the `seq` of the newest message the user has seen.
+"""Read marks: per user and conversation, how far the user has read: the `seq` of the newest
+message seen and the audiences' ordinals then (`staff_n`, `client_n`, see `models`).
 
 A mark only moves forward. Sending moves the author's own mark to the message before the message
 is stored, which is what lets `unreadCount` be computed from the marks alone
@@ -13,8 +14,8 @@ from pymongo.errors import BulkWriteError
 
 from graphql_api.database import Db, only_duplicates
 
-Mark = tuple[str, str, int]
-"""(user id, conversation id, seq)."""
+Mark = tuple[str, str, int, int, int]
+"""(user id, conversation id, seq, staff_n, client_n)."""
 
 
 def read_mark_id(user_id: str, conversation_id: str) -> str:
@@ -22,24 +23,23 @@ def read_mark_id(user_id: str, conversation_id: str) -> str:
 
 
 async def move_read_marks(db: Db, marks: list[Mark]) -> None:
-    """Move each mark forward to its seq (never back), in one command."""
+    """Move each mark forward to its numbers (never back: `$max`), in one command."""
     updates = [
         UpdateOne(
             # The user is the shard key: an upsert on a sharded cluster must name it.
+            {"_id": read_mark_id(user_id, conversation_id), "user_id": {"$eq": user_id}},
             {
-                "_id": read_mark_id(user_id, conversation_id),
-                "user_id": {"$eq": user_id},
-                "seq": {"$lt": seq},
+                "$max": {"seq": seq, "staff_n": staff_n, "client_n": client_n},
+                "$set": {"user_id": user_id, "conversation_id": conversation_id},
             },
-            {"$set": {"seq": seq, "user_id": user_id, "conversation_id": conversation_id}},
             upsert=True,
         )
-        for user_id, conversation_id, seq in marks
+        for user_id, conversation_id, seq, staff_n, client_n in marks
     ]
     try:
         await db.read_marks.bulk_write(updates, ordered=False)
     except BulkWriteError as exc:
-        # A duplicate key is a mark already at or past its seq (the filter did not match, so
-        # the upsert tried to insert it again).
+        # Two upserts of a new mark at once: the loser's insert hits the winner's document
+        # (MongoDB retries such upserts itself; a duplicate left over is already written).
         if not only_duplicates(exc):
             raise

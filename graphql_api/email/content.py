@@ -29,13 +29,10 @@ PREVIEWS_PER_CONVERSATION = 3
 PREVIEW_CHARACTERS = 280
 
 
-async def is_muted(db: Db, user: User, conversation: Conversation) -> bool:
-    """Whether `user` muted `conversation` (SPEC §13 `muteConversation`, per viewer).
-
-    The one hook through which email follows muting. The conversation lifecycle feature owns
-    the per-viewer state; until it stores one, nothing is muted. When it lands, read that state
-    here (from `conversation` if it is stored on the conversation, else from `db`)."""
-    return False
+def is_muted(user: User, conversation: Conversation) -> bool:
+    """Whether `user` muted `conversation` (SPEC §13 `muteConversation`, per viewer: the
+    conversation's `muted_by`). The one hook through which email follows muting."""
+    return user.id in conversation.muted_by
 
 
 def is_deleted(doc: Document) -> bool:
@@ -204,7 +201,7 @@ class DigestBuilder:
                 continue
             group = groups.get(conversation.id)
             if group is None:
-                if await is_muted(self.db, user, conversation):
+                if is_muted(user, conversation):
                     continue
                 company = companies.get(conversation.company_id or "")
                 group = groups[conversation.id] = ConversationDigest(

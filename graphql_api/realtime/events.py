@@ -62,6 +62,22 @@ class ConversationCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class ConversationChanged:
+    """A conversation's shared state changed (participants, client visibility, subject, status,
+    assignee: SPEC §13), carrying it as stored after the change. Subscribers of the
+    conversation re-check access with it at once: a removed participant's `messageAdded` ends.
+    Other processes publish it when they see the change's timeline event inserted."""
+
+    conversation: Conversation
+
+    def key(self) -> str | None:
+        return None  # every change matters; the timeline event's key dedupes the stream copy
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.conversation.id), firm_topic(self.conversation.firm_id)]
+
+
+@dataclass(frozen=True, slots=True)
 class NotificationAdded:
     notification: Notification
 
@@ -98,4 +114,11 @@ class Resync:
         return [self.topic]
 
 
-Event = MessageAdded | ConversationCreated | NotificationAdded | UserChanged | Resync
+Event = (
+    MessageAdded
+    | ConversationCreated
+    | ConversationChanged
+    | NotificationAdded
+    | UserChanged
+    | Resync
+)

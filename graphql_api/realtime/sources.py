@@ -20,6 +20,11 @@ Re-reading costs a query per event and per process, so it is skipped where it is
 this process's own writes (already published, the hub remembers their keys) and for documents
 whose topics have no subscriber here (a bulk import would otherwise cost a query per document).
 
+A lifecycle change (SPEC §13) is an update of a conversation, which this source does not watch
+(every send updates its conversation too); each such change also inserts its timeline event,
+a message of kind EVENT, and that insert is published as `ConversationChanged` (with the
+conversation re-read) followed by the event itself.
+
 The `users` stream reports updates, replaces and deletes (not inserts: a user nobody has read
 yet is in no cache). Each evicts the user from this process's user cache, then publishes
 `UserChanged` so that live subscriptions re-read their viewer: the cache serves users only while
@@ -47,12 +52,13 @@ from typing import Any
 import pymongo
 from pymongo.errors import OperationFailure, PyMongoError
 
-from graphql_api.conversations.models import Conversation, Message
+from graphql_api.conversations.models import Conversation, Message, MessageKind
 from graphql_api.database import Db, Document
 from graphql_api.directory.user_cache import UserCache
 from graphql_api.notifications.models import Notification
 from graphql_api.notifications.service import notification_docs
 from graphql_api.realtime.events import (
+    ConversationChanged,
     ConversationCreated,
     Event,
     MessageAdded,
@@ -308,6 +314,10 @@ class ChangeStreamSource:
             )
             if conversation is not None:
                 event = MessageAdded(event.message, Conversation.from_doc(conversation))
+        if event.message.kind is MessageKind.EVENT and event.conversation is not None:
+            # A lifecycle change made on another process: its subscribers re-check access with
+            # the conversation as changed before they are shown the event (as locally).
+            self.hub.publish(ConversationChanged(event.conversation))
         self.hub.publish(event)
         if event.message.seq > 1 and event.conversation is not None:
             # (A first message is stored before its conversation: see below.)
