@@ -149,6 +149,10 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="user_unread_id",
         ),
     ],
+    # What deletions took off messages, read only by the admin export (SPEC §17), per firm.
+    "retained_messages": [
+        IndexModel([("firm_id", ASCENDING), ("deleted_ms", ASCENDING)], name="firm_deleted"),
+    ],
     "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents
     "read_marks": [
         IndexModel(

@@ -5,12 +5,18 @@ from __future__ import annotations
 import strawberry
 
 from resolvers import conversations as resolve
-from schema.conversation_types import Conversation, ConversationConnection, Message
+from schema.conversation_types import (
+    Conversation,
+    ConversationConnection,
+    Message,
+    UnreadSummary,
+)
 from schema.directory_types import User
 from schema.permissions import (
     DesignateParticipants,
     ReadableConversations,
     ReadConversation,
+    ReadMessage,
     guarded,
 )
 
@@ -33,6 +39,12 @@ class ConversationQuery:
         "(at most 200, by name; narrow with `search` on name or email).",
         **guarded(DesignateParticipants),
     )
+    unread_summary: UnreadSummary = strawberry.field(
+        resolver=resolve.unread_summary,
+        description="The viewer's badges: conversations with unread messages, unread messages "
+        "and unread notifications, over the conversations it may read.",
+        **guarded(ReadableConversations),
+    )
 
 
 @strawberry.type
@@ -51,4 +63,16 @@ class ConversationMutation:
         resolver=resolve.mark_conversation_read,
         description="Move the viewer's read mark to the conversation's newest message.",
         **guarded(ReadConversation),
+    )
+    edit_message: Message = strawberry.mutation(
+        resolver=resolve.edit_message,
+        description="Replace the body of your own message (or note) within the edit window "
+        "(24 hours by default); earlier versions stay in `revisions`.",
+        **guarded(ReadMessage),
+    )
+    delete_message: Message = strawberry.mutation(
+        resolver=resolve.delete_message,
+        description="Delete a message: its author within the edit window, or any practitioner "
+        "who may read it. Readers then see it empty, with `deletedAt` and `deletedBy`.",
+        **guarded(ReadMessage),
     )

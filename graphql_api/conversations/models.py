@@ -3,7 +3,9 @@
 `conversations {_id, firm_id, type, company_id, subject, participant_ids, created_by, created_at,
 last_activity_ms, last_message_id, message_count, skipped_seqs, reconciled_seq, client_visible,
 client_message_id}` and `messages {_id, firm_id, conversation_id, seq, author_id, body,
-body_text, attachment_ids, created_at, created_ms, client_message_id, fanout, recipients}`.
+body_text, attachment_ids, created_at, created_ms, client_message_id, fanout, recipients,
+revisions, edited_ms, deleted_ms, deleted_by, version}`, and `retained_messages` (what a deletion
+took off a message, for the admin export only: `retained_doc`).
 
 - Times that updates change are stored as integer epoch milliseconds (`last_activity_ms`): the
   embedded server stores a date given to `$set` as text (docs/embedded.md).
@@ -12,6 +14,11 @@ body_text, attachment_ids, created_at, created_ms, client_message_id, fanout, re
   reply that was never stored is listed in `skipped_seqs`, by the reply itself when its write
   failed or by the crash recovery (`recovery.py`), which keeps in `reconciled_seq` how far it
   got.
+- Edits and deletions (SPEC §14) rewrite a message in place: `revisions` holds its earlier
+  versions, oldest first, each `{body, body_text, written_ms}` (a whole array is `$set`: the
+  embedded server stores a document given to `$push` as text); `version` counts the rewrites, so
+  that two concurrent ones cannot both apply to the same version. A deleted message keeps its
+  place with an empty body and no attachments; its content moves to `retained_messages`.
 - `fanout: "pending"` with `recipients` is the message's notification outbox, cleared once every
   recipient's notification is stored (`notifications.service`).
 """
@@ -80,6 +87,22 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageRevision:
+    """An earlier version of an edited message, and when it was written."""
+
+    body: str
+    body_text: str
+    written_ms: int
+
+    @property
+    def written_at(self) -> datetime:
+        return _from_ms(self.written_ms)
+
+    def doc(self) -> Document:
+        return {"body": self.body, "body_text": self.body_text, "written_ms": self.written_ms}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: str
     firm_id: str
@@ -90,6 +113,24 @@ class Message:
     body_text: str
     attachment_ids: tuple[str, ...]
     created_at: datetime
+    revisions: tuple[MessageRevision, ...] = ()
+    edited_ms: int | None = None
+    deleted_ms: int | None = None
+    deleted_by: str | None = None
+    version: int = 0
+    """How many times it was rewritten (edits and the deletion): the guard of the next rewrite."""
+
+    @property
+    def edited_at(self) -> datetime | None:
+        return None if self.edited_ms is None else _from_ms(self.edited_ms)
+
+    @property
+    def deleted_at(self) -> datetime | None:
+        return None if self.deleted_ms is None else _from_ms(self.deleted_ms)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_ms is not None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Message:
@@ -103,7 +144,23 @@ class Message:
             body_text=doc["body_text"],
             attachment_ids=tuple(doc.get("attachment_ids", ())),
             created_at=doc["created_at"],
+            revisions=tuple(
+                MessageRevision(r["body"], r["body_text"], int(r["written_ms"]))
+                for r in doc.get("revisions", ())
+            ),
+            edited_ms=_optional_int(doc.get("edited_ms")),
+            deleted_ms=_optional_int(doc.get("deleted_ms")),
+            deleted_by=doc.get("deleted_by"),
+            version=int(doc.get("version", 0)),
         )
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def new_conversation_doc(
@@ -173,3 +230,50 @@ def new_message_doc(
     if client_message_id is not None:
         doc["client_message_id"] = client_message_id
     return doc
+
+
+def edited_fields(message: Message, html: str, text: str, now_ms: int) -> Document:
+    """The `$set` of an edit: the new body, and the current one kept as the newest revision
+    (written when the message was sent, or at its last edit)."""
+    written_ms = message.edited_ms or clock.millis(message.created_at)
+    revisions = [*message.revisions, MessageRevision(message.body, message.body_text, written_ms)]
+    return {
+        "body": html,
+        "body_text": text,
+        "revisions": [r.doc() for r in revisions],
+        "edited_ms": now_ms,
+        "version": message.version + 1,
+    }
+
+
+def deleted_fields(message: Message, deleted_by: str, now_ms: int) -> Document:
+    """The `$set` of a deletion: who and when, with the content emptied."""
+    return {
+        "body": "",
+        "body_text": "",
+        "attachment_ids": [],
+        "revisions": [],
+        "deleted_ms": now_ms,
+        "deleted_by": deleted_by,
+        "version": message.version + 1,
+    }
+
+
+def retained_doc(message: Message, deleted_by: str, now_ms: int) -> Document:
+    """What a deletion takes off `message`, kept for the firm's legal duties (SPEC §17): only
+    the admin export reads `retained_messages`."""
+    return {
+        "_id": message.id,
+        "firm_id": message.firm_id,
+        "conversation_id": message.conversation_id,
+        "author_id": message.author_id,
+        "seq": message.seq,
+        "created_at": message.created_at,
+        "body": message.body,
+        "body_text": message.body_text,
+        "attachment_ids": list(message.attachment_ids),
+        "revisions": [r.doc() for r in message.revisions],
+        "edited_ms": message.edited_ms,
+        "deleted_ms": now_ms,
+        "deleted_by": deleted_by,
+    }

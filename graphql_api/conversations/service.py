@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -34,7 +34,12 @@ from graphql_api.conversations.models import (
     new_conversation_doc,
     new_message_doc,
 )
-from graphql_api.conversations.read_marks import Mark, move_read_marks
+from graphql_api.conversations.read_marks import (
+    Mark,
+    ReadMark,
+    marks_of_participants,
+    move_read_marks,
+)
 from graphql_api.conversations.recovery import newest_message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
@@ -49,16 +54,38 @@ from graphql_api.policy import (
     eligible_participants_filter,
     fetch_readable,
     is_client_visible,
+    readable_branches,
+    readable_messages_filter,
+    readable_notifications_filter,
     require_readable,
 )
 from graphql_api.ratelimit import RateLimiter
-from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
+from graphql_api.realtime.events import (
+    ConversationCreated,
+    MessageAdded,
+    NotificationAdded,
+    ReadStateChanged,
+)
 from graphql_api.realtime.sources import Publisher
 
 T = TypeVar("T")
 
 MAX_ELIGIBLE_RESULTS = 200
 UNREAD_SCAN_BATCH = 200
+# `unreadSummary` reads the counters of every readable conversation: this many per command (a
+# few bytes each once projected), so that an inbox of any usual size costs one command per
+# branch of the access rule.
+SUMMARY_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadSummary:
+    """The viewer's badges: conversations with unread messages, unread messages, unread
+    notifications."""
+
+    conversations: int
+    messages: int
+    notifications: int
 
 
 class Conversations:
@@ -156,9 +183,7 @@ class Conversations:
             await self._after_message(Message.from_doc(message_doc), others, created=stored)
         return stored
 
-    async def _earlier_creation(
-        self, viewer: User, client_message_id: str
-    ) -> Conversation | None:
+    async def _earlier_creation(self, viewer: User, client_message_id: str) -> Conversation | None:
         """What an earlier attempt with this key created, or None; a key already used for a
         reply is refused."""
         existing = await self._conversation_by_client_id(viewer, client_message_id)
@@ -362,6 +387,9 @@ class Conversations:
                 viewer, conversation.id, conversation.message_count
             ),
         )
+        self.publisher.emit(
+            ReadStateChanged(viewer.id, conversation.id, conversation.message_count)
+        )
         return conversation
 
     # -- reading -------------------------------------------------------------------------
@@ -445,12 +473,83 @@ class Conversations:
         after a mark is someone else's, and `seq` numbers every stored message but the
         `skipped_seqs` a failed write left unused."""
         marks = await self._read_marks(viewer.id, [c.id for c in conversations])
-        counts = []
-        for conversation in conversations:
-            mark = marks.get(conversation.id, 0)
-            skipped = sum(1 for seq in conversation.skipped_seqs if seq > mark)
-            counts.append(max(conversation.message_count - mark - skipped, 0))
-        return counts
+        return [
+            unread_after(c.message_count, c.skipped_seqs, marks.get(c.id, 0)) for c in conversations
+        ]
+
+    async def unread_summary(self, viewer: User) -> UnreadSummary:
+        """The viewer's badges in a bounded number of commands whatever its inbox: the counters
+        of every readable conversation (one query per branch of the access rule, projected),
+        all of the viewer's read marks, and a count of its unread notifications."""
+        projection = {"message_count": 1, "skipped_seqs": 1}
+        branches = [
+            self.db.conversations.find(branch, projection).batch_size(SUMMARY_BATCH).to_list()
+            for branch in readable_branches(viewer)
+        ]
+        marks_query = self.db.read_marks.find(
+            {"user_id": {"$eq": viewer.id}}, {"conversation_id": 1, "seq": 1}
+        ).batch_size(SUMMARY_BATCH)
+        unread_notifications = {**readable_notifications_filter(viewer), "unread": {"$eq": 1}}
+        *found, mark_docs, notifications = await asyncio.gather(
+            *branches,
+            marks_query.to_list(),
+            self.db.notifications.count_documents(unread_notifications),
+        )
+        marks = {doc["conversation_id"]: int(doc["seq"]) for doc in mark_docs}
+        counters = {doc["_id"]: doc for docs in found for doc in docs}  # branches overlap
+        unread = [
+            unread_after(
+                int(doc.get("message_count", 0)),
+                {int(s) for s in doc.get("skipped_seqs", ())},
+                marks.get(conversation_id, 0),
+            )
+            for conversation_id, doc in counters.items()
+        ]
+        return UnreadSummary(
+            conversations=sum(1 for n in unread if n > 0),
+            messages=sum(unread),
+            notifications=notifications,
+        )
+
+    async def read_marks_of(
+        self, conversations: Sequence[Conversation]
+    ) -> dict[str, dict[str, ReadMark]]:
+        """The read marks of the participants of `conversations`, per conversation and user."""
+        return await marks_of_participants(
+            self.db, [(c.id, c.participant_ids) for c in conversations]
+        )
+
+    async def last_readable_at(
+        self, viewer: User, conversation_id: str, seq: int
+    ) -> Message | None:
+        """The newest message the viewer may read at or before `seq` (a receipt's last read
+        message: a client never learns of a note through it)."""
+        docs = (
+            await self.db.messages.find(
+                {
+                    "conversation_id": {"$eq": conversation_id},
+                    "seq": {"$lte": seq},
+                    **readable_messages_filter(viewer),
+                }
+            )
+            .sort("seq", -1)
+            .limit(1)
+            .to_list()
+        )
+        return Message.from_doc(docs[0]) if docs else None
+
+    async def messages_by_ids(self, firm_id: str, ids: list[str]) -> dict[str, Message]:
+        """Messages of a firm by id alone (an edit or a deletion names nothing else); the
+        caller checks access on their conversations."""
+        docs = await self.db.messages.find(
+            {"_id": {"$in": ids}, "firm_id": {"$eq": firm_id}}
+        ).to_list()
+        return {doc["_id"]: Message.from_doc(doc) for doc in docs}
+
+    async def stop_counting(self, conversation: Conversation, message: Message) -> None:
+        """`message` no longer counts as unread for anyone (it was deleted): its number is
+        recorded like one a failed write left unused."""
+        await self._forget_seq(conversation, message.seq, message.id)
 
     async def messages_after(
         self, conversation_id: str, seq: int, limit: int, until: int | None = None
@@ -608,6 +707,13 @@ class Conversations:
                 break
             cursor = (batch[-1].last_activity_ms, batch[-1].id)
         return found[:wanted]
+
+
+def unread_after(message_count: int, skipped_seqs: Iterable[int], mark: int) -> int:
+    """Messages after a read mark at `mark`: every number the counter handed out after it, but
+    those no message counts for (`skipped_seqs`: failed writes, deleted messages)."""
+    skipped = sum(1 for seq in set(skipped_seqs) if seq > mark)
+    return max(message_count - mark - skipped, 0)
 
 
 async def _shielded(cleanup: Awaitable[None]) -> None:

@@ -3,7 +3,9 @@
 An event carries the stored document's record, re-read from the database, never the client's
 input. Topics: a conversation's messages (`messageAdded`), a firm's conversation activity
 (`inboxUpdated`, filtered per subscriber by the access policy), a user's notifications
-(`notificationAdded`) and changes to a user's own document (favorites: access is re-checked with
+(`notificationAdded`), rewrites of messages and changes of a conversation or of its read marks
+(`messageUpdated`, `conversationUpdated`, on the conversation's topic) and changes to a user's
+own document (favorites: access is re-checked with
 them). `Resync` tells a topic's subscribers that events were lost.
 """
 
@@ -84,6 +86,48 @@ class UserChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageUpdated:
+    """A message was edited or deleted (`messageUpdated`): one event per version."""
+
+    message: Message
+
+    def key(self) -> str | None:
+        return message_version_key(self.message.id, self.message.version)
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.message.conversation_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationChanged:
+    """A conversation's subject, participants, status or assignee changed (SPEC §13):
+    `conversationUpdated`."""
+
+    conversation: Conversation
+
+    def key(self) -> str | None:
+        return None  # rare, and every one matters
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.conversation.id), firm_topic(self.conversation.firm_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStateChanged:
+    """A participant's read mark moved (`conversationUpdated`: receipts changed)."""
+
+    user_id: str
+    conversation_id: str
+    seq: int
+
+    def key(self) -> str | None:
+        return f"read_marks:{self.user_id}:{self.conversation_id}@{self.seq}"
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.conversation_id)]
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Events were lost: a change stream's position fell off the oplog (MongoDB error 286) and
     it restarted from now. A subscriber re-reads what it shows (its viewer, and a conversation's
@@ -98,4 +142,18 @@ class Resync:
         return [self.topic]
 
 
-Event = MessageAdded | ConversationCreated | NotificationAdded | UserChanged | Resync
+def message_version_key(message_id: str, version: int) -> str:
+    """The key of a message's rewrite to `version` (an edit or the deletion)."""
+    return f"messages:{message_id}@{version}"
+
+
+Event = (
+    MessageAdded
+    | ConversationCreated
+    | NotificationAdded
+    | UserChanged
+    | MessageUpdated
+    | ConversationChanged
+    | ReadStateChanged
+    | Resync
+)
