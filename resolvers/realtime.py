@@ -1,4 +1,5 @@
-"""Subscription resolvers (SPEC §8): `messageAdded`, `notificationAdded`, `inboxUpdated`.
+"""Subscription resolvers (SPEC §8, §14): `messageAdded`, `notificationAdded`, `inboxUpdated`,
+`messageUpdated`, `conversationUpdated`.
 
 Access is checked when subscribing (NOT_FOUND for an unreadable conversation) and again for every
 event, with the viewer as stored now: it is re-read through the user cache (no query on a warm
@@ -24,11 +25,14 @@ from graphql_api.conversations.models import Conversation, Message
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.metrics import observe_delivery
 from graphql_api.pagination import parse_message_cursor
-from graphql_api.policy import can_read
+from graphql_api.policy import can_read, can_read_message
 from graphql_api.realtime.events import (
+    ConversationChanged,
     ConversationCreated,
     MessageAdded,
+    MessageUpdated,
     NotificationAdded,
+    ReadStateChanged,
     Resync,
     Topic,
     UserChanged,
@@ -192,5 +196,58 @@ async def inbox_updated(info: Info) -> AsyncGenerator[ConversationNode, None]:
                     )
                 )
             if conversation is not None and can_read(viewer, conversation):
+                context.fresh_loaders()
+                yield ConversationNode(record=conversation)
+
+
+async def message_updated(
+    info: Info, conversation_id: strawberry.ID
+) -> AsyncGenerator[MessageNode, None]:
+    """Edits and deletions of a readable conversation's messages, each checked with the
+    per-message rule for the viewer as stored now."""
+    context = info.context
+    conversation = await context.services.conversations.get(context.viewer, conversation_id)
+    topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
+    async with _listening(context, topics) as subscriber:
+        while True:
+            event = await subscriber.next()
+            if isinstance(event, ConversationChanged):
+                conversation = event.conversation  # participants may have changed
+            elif not isinstance(event, MessageUpdated | UserChanged):
+                continue
+            viewer = await context.current_viewer()
+            if not can_read(viewer, conversation):
+                raise NotFound("conversation not found")
+            if isinstance(event, MessageUpdated) and can_read_message(
+                viewer, conversation, event.message
+            ):
+                yield _message_for(context, event.message)
+
+
+async def conversation_updated(
+    info: Info, conversation_id: strawberry.ID
+) -> AsyncGenerator[ConversationNode, None]:
+    """A readable conversation as it changes: its subject, participants, status or assignee
+    (SPEC §13), and its read receipts (a participant's read mark moved)."""
+    context = info.context
+    service = context.services.conversations
+    conversation = await service.get(context.viewer, conversation_id)
+    topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
+    async with _listening(context, topics) as subscriber:
+        while True:
+            event = await subscriber.next()
+            changed = False
+            if isinstance(event, ConversationChanged):
+                conversation, changed = event.conversation, True
+            elif isinstance(event, ReadStateChanged | Resync):
+                loaded = await context.fresh_loaders().conversations.load(conversation.id)
+                if loaded is None:
+                    raise NotFound("conversation not found")
+                conversation, changed = loaded, True
+            elif not isinstance(event, UserChanged):
+                continue
+            if not can_read(await context.current_viewer(), conversation):
+                raise NotFound("conversation not found")
+            if changed:
                 context.fresh_loaders()
                 yield ConversationNode(record=conversation)

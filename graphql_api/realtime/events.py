@@ -11,6 +11,9 @@ them). `Resync` tells a topic's subscribers that events were lost.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from graphql_api.conversations.models import Conversation, Message
@@ -106,7 +109,14 @@ class ConversationChanged:
     conversation: Conversation
 
     def key(self) -> str | None:
-        return None  # rare, and every one matters
+        c = self.conversation
+        return conversation_state_key(
+            c.id,
+            c.subject,
+            c.participant_ids,
+            getattr(c, "status", None),  # SPEC §13 adds these two
+            getattr(c, "assignee_id", None),
+        )
 
     def topics(self) -> list[Topic]:
         return [conversation_topic(self.conversation.id), firm_topic(self.conversation.firm_id)]
@@ -140,6 +150,21 @@ class Resync:
 
     def topics(self) -> list[Topic]:
         return [self.topic]
+
+
+def conversation_state_key(
+    conversation_id: str,
+    subject: object,
+    participant_ids: Iterable[object],
+    status: object,
+    assignee_id: object,
+) -> str:
+    """The key of a conversation in one state of what `conversationUpdated` shows (a change
+    stream sees every update of a conversation, most of them new messages: those keep it)."""
+    state = json.dumps(
+        [str(subject), sorted(str(p) for p in participant_ids), str(status), str(assignee_id)]
+    )
+    return f"conversations:{conversation_id}#{hashlib.sha1(state.encode()).hexdigest()}"
 
 
 def message_version_key(message_id: str, version: int) -> str:
