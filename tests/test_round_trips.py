@@ -126,3 +126,20 @@ async def test_a_request_that_only_reads_the_viewer_costs_no_command_on_a_warm_p
     another_token = tokens.issue(ids["users"]["alice"], ttl_seconds=60)
     other_token = await _count(http, counter, another_token, VIEWER, {})
     assert (first, again, other_token) == (1, 0, 0), counter.commands
+
+
+SUMMARY = "{ unreadSummary { conversations messages notifications } }"
+
+
+async def test_unread_summary_costs_the_same_round_trips_for_5_and_60_conversations(counted, ids):
+    http, counter, tokens = counted
+    bob = tokens.issue(ids["users"]["bob"])
+    alice = tokens.issue(ids["users"]["alice"])
+    await _count(http, counter, alice, VIEWER, {})  # warms the user cache
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 5)
+    small = await _count(http, counter, alice, SUMMARY, {})
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 55)
+    large = await _count(http, counter, alice, SUMMARY, {})
+    # the two readable branches of the policy (projected to counters), the viewer's read
+    # marks, a count of its unread notifications
+    assert small == large == 4, counter.commands
