@@ -64,9 +64,9 @@ class MessageEditor:
         self, viewer: User, conversation: Conversation, message: Message, body: str
     ) -> Message:
         """Replace the body of the viewer's own message, keeping the current one as a
-        revision. Sanitized like a new message; an empty body is refused (delete instead)."""
+        revision. Sanitized like a new message: empty only if the message has attachments."""
         _require_readable(viewer, conversation, message)
-        html, text = await validation.clean_body(body, 0)
+        html, text = await validation.clean_body(body, len(message.attachment_ids))
         for _ in range(MAX_ATTEMPTS):
             if message.is_deleted:
                 raise BadUserInput("a deleted message cannot be edited", field="messageId")
