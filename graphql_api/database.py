@@ -172,6 +172,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         # Email planning: the unread notifications created in one delay window.
         IndexModel([("unread", ASCENDING), ("created_ms", ASCENDING)], name="email_due"),
     ],
+    # What deletions took off messages, read only by the admin export (SPEC §17), per firm.
+    "retained_messages": [
+        IndexModel([("firm_id", ASCENDING), ("deleted_ms", ASCENDING)], name="firm_deleted"),
+    ],
     "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents
     # The email outbox (graphql_api/email/outbox.py): due emails, claims, and sent records.
     "email_outbox": [

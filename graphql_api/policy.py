@@ -17,6 +17,8 @@ this module decides access; `schema/permissions.py` names these rules on the sch
   `searchable_messages_filter`, which a `$text` query on messages carries whole.
 - Lifecycle (SPEC §13): `can_manage` (status, assignee, notes, removing others),
   `may_remove_participant`, `client_visibility_sources`.
+- Edits and deletions (SPEC §14): `can_edit_message`, `can_delete_message`.
+- Read receipts (SPEC §14): `can_see_receipt_of`, `can_see_receipt_on`, `visible_read_states`.
 - Designation (SPEC §4): `eligible_participants_filter`.
 - Attachments (SPEC §7): `can_download`.
 A property test proves the filters and the predicates agree on generated users and records.
@@ -33,7 +35,8 @@ Favorites are read from the viewer as loaded for this request, so changes take e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from graphql_api.attachments.store import Attachment, AttachmentState
 from graphql_api.conversations.models import (
@@ -305,6 +308,53 @@ def searchable_messages_filter(viewer: User) -> Document:
     return {**allowed, **per_message}
 
 
+def can_edit_message(viewer: User, message: Message, window: timedelta, now: datetime) -> bool:
+    """Only its author edits a message (messages and notes alike, never a timeline event),
+    within `window` of sending; a deleted message is never edited again. The caller has
+    checked `can_read_message`."""
+    return (
+        message.kind is not MessageKind.EVENT
+        and message.author_id == viewer.id
+        and not message.is_deleted
+        and (now - message.created_at <= window)
+    )
+
+
+def can_delete_message(viewer: User, message: Message, window: timedelta, now: datetime) -> bool:
+    """Its author within `window` of sending; any practitioner who may read it, at any time (a
+    file sent to the wrong client must be withdrawn whoever sent it). The caller has checked
+    `can_read_message`. A timeline event is the record of a change: nobody deletes it."""
+    if message.kind is MessageKind.EVENT:
+        return False
+    if viewer.is_practitioner:
+        return True
+    return message.author_id == viewer.id and now - message.created_at <= window
+
+
+# -- read receipts (SPEC §14) ------------------------------------------------------------------
+
+
+def can_see_receipt_of(viewer: User, reader: User, conversation: Conversation) -> bool:
+    """Whether `viewer` may learn how far `reader` has read `conversation`: only participants
+    have receipts; a practitioner sees everyone's, a client the practitioners' and its own (a
+    client never learns what another client of the company has read)."""
+    if reader.id not in conversation.participant_ids:
+        return False
+    return viewer.is_practitioner or reader.is_practitioner or reader.id == viewer.id
+
+
+def can_see_receipt_on(viewer: User, reader: User, message: Message) -> bool:
+    """Receipts of a note are only ever a practitioner's (SPEC §13: clients never read notes)."""
+    return message.kind is not MessageKind.NOTE or reader.is_practitioner
+
+
+def visible_read_states(
+    viewer: User, conversation: Conversation, readers: Sequence[User]
+) -> list[User]:
+    """The readers among `readers` whose receipts `viewer` may see, in order."""
+    return [r for r in readers if can_see_receipt_of(viewer, r, conversation)]
+
+
 # -- designation (SPEC §4) ---------------------------------------------------------------------
 
 
@@ -332,8 +382,9 @@ def eligible_participants_filter(
 
 
 async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
-    """An attached file is readable with its message; a pending upload only by its uploader; a
-    file still uploading by nobody."""
+    """An attached file is readable with its message while the message lists it (not once the
+    message is deleted); a pending upload only by its uploader; a file still uploading by
+    nobody."""
     if attachment.firm_id != viewer.firm_id:
         return False
     if attachment.state is AttachmentState.PENDING:
@@ -348,4 +399,10 @@ async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
     doc = await db.messages.find_one(
         {"conversation_id": {"$eq": conversation.id}, "_id": {"$eq": attachment.message_id}}
     )
-    return doc is not None and can_read_message(viewer, conversation, Message.from_doc(doc))
+    if doc is None:
+        return False
+    message = Message.from_doc(doc)
+    # A deleted message lists no attachment any more: its files are served to nobody (SPEC §14).
+    return attachment.id in message.attachment_ids and can_read_message(
+        viewer, conversation, message
+    )

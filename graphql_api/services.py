@@ -7,12 +7,14 @@ global state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pymongo import AsyncMongoClient
 
 from graphql_api.attachments.signing import UrlSigner
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.auth import TokenService
+from graphql_api.conversations.editing import MessageEditor
 from graphql_api.conversations.lifecycle import Lifecycle
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
@@ -36,6 +38,7 @@ class Services:
     tokens: TokenService
     directory: Directory
     conversations: Conversations
+    editing: MessageEditor
     attachments: AttachmentStore
     url_signer: UrlSigner
     notifications: Notifications
@@ -68,6 +71,13 @@ class Services:
             tokens=tokens,
             directory=directory,
             conversations=conversations,
+            editing=MessageEditor(
+                db,
+                notifications,
+                publisher,
+                conversations.stop_counting,
+                timedelta(seconds=settings.edit_window_seconds),
+            ),
             attachments=attachments,
             url_signer=UrlSigner(tokens.url_signing_key),
             notifications=notifications,

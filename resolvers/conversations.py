@@ -15,7 +15,12 @@ from graphql_api.errors import NotFound
 from graphql_api.pagination import activity_cursor
 from graphql_api.policy import audience_of
 from schema.conversation_inputs import CreateConversationInput, SendMessageInput
-from schema.conversation_types import Conversation, ConversationConnection, Message
+from schema.conversation_types import (
+    Conversation,
+    ConversationConnection,
+    Message,
+    UnreadSummary,
+)
 from schema.directory_types import User
 from schema.enums import ConversationStatus, ConversationType
 from schema.pagination import connection
@@ -184,3 +189,35 @@ async def mute_conversation(
         info.context.viewer, await _readable(info, conversation_id), muted
     )
     return Conversation(record=found)
+
+
+async def _readable_message(
+    info: Info, message_id: object
+) -> tuple[models.Conversation, models.Message]:
+    found = await info.context.readable_message(message_id)
+    if found is None:
+        raise NotFound("message not found")
+    return found
+
+
+async def edit_message(info: Info, message_id: strawberry.ID, body: str) -> Message:
+    conversation, message = await _readable_message(info, message_id)
+    edited = await info.context.services.editing.edit(
+        info.context.viewer, conversation, message, body
+    )
+    return Message(record=edited)
+
+
+async def delete_message(info: Info, message_id: strawberry.ID) -> Message:
+    conversation, message = await _readable_message(info, message_id)
+    deleted = await info.context.services.editing.delete(info.context.viewer, conversation, message)
+    return Message(record=deleted)
+
+
+async def unread_summary(info: Info) -> UnreadSummary:
+    summary = await info.context.services.conversations.unread_summary(info.context.viewer)
+    return UnreadSummary(
+        conversations=summary.conversations,
+        messages=summary.messages,
+        notifications=summary.notifications,
+    )

@@ -5,13 +5,19 @@ from __future__ import annotations
 import strawberry
 
 from resolvers import conversations as resolve
-from schema.conversation_types import Conversation, ConversationConnection, Message
+from schema.conversation_types import (
+    Conversation,
+    ConversationConnection,
+    Message,
+    UnreadSummary,
+)
 from schema.directory_types import User
 from schema.permissions import (
     DesignateParticipants,
     ManageConversation,
     ReadableConversations,
     ReadConversation,
+    ReadMessage,
     guarded,
 )
 
@@ -34,6 +40,12 @@ class ConversationQuery:
         description="Exactly the users the viewer may designate for such a conversation "
         "(at most 200, by name; narrow with `search` on name or email).",
         **guarded(DesignateParticipants),
+    )
+    unread_summary: UnreadSummary = strawberry.field(
+        resolver=resolve.unread_summary,
+        description="The viewer's badges: conversations with unread messages, unread messages "
+        "and unread notifications, over the conversations it may read.",
+        **guarded(ReadableConversations),
     )
 
 
@@ -91,4 +103,16 @@ class ConversationMutation:
         resolver=resolve.mute_conversation,
         description="Mute for the viewer: no notifications of it; unread counts still move.",
         **guarded(ReadConversation),
+    )
+    edit_message: Message = strawberry.mutation(
+        resolver=resolve.edit_message,
+        description="Replace the body of your own message (or note) within the edit window "
+        "(24 hours by default); earlier versions stay in `revisions`.",
+        **guarded(ReadMessage),
+    )
+    delete_message: Message = strawberry.mutation(
+        resolver=resolve.delete_message,
+        description="Delete a message: its author within the edit window, or any practitioner "
+        "who may read it. Readers then see it empty, with `deletedAt` and `deletedBy`.",
+        **guarded(ReadMessage),
     )

@@ -16,10 +16,16 @@ from graphql_api.attachments import store
 from graphql_api.context import Info
 from graphql_api.conversations import models
 from graphql_api.conversations.history import HistoryRequest
+from graphql_api.conversations.read_marks import ReadMark
 from graphql_api.directory.models import former_user
 from graphql_api.errors import NotFound
 from graphql_api.pagination import message_cursor
-from graphql_api.policy import audience_of, can_read_message
+from graphql_api.policy import (
+    audience_of,
+    can_read_message,
+    can_see_receipt_on,
+    visible_read_states,
+)
 from schema.directory_types import Company, User
 from schema.enums import ConversationStatus, ConversationType, MessageKind
 from schema.pagination import Connection, connection
@@ -107,8 +113,9 @@ class Message:
 
     @property
     def share_key(self) -> str:
-        """Names this message's event for `schema.shared_events` (messages never change)."""
-        return f"message:{self.record.id}"
+        """Names this message's event for `schema.shared_events`: a message changes only by
+        a rewrite (an edit, the deletion), which bumps its version."""
+        return f"message:{self.record.id}@{self.record.version}"
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -162,6 +169,96 @@ class Message:
     @strawberry.field
     def created_at(self) -> datetime:
         return self.record.created_at
+
+    @strawberry.field(description="When the body was last edited; null if never (SPEC §14).")
+    def edited_at(self) -> datetime | None:
+        return self.record.edited_at
+
+    @strawberry.field(
+        description="The earlier versions of an edited message, oldest first (empty once deleted)."
+    )
+    def revisions(self) -> list[MessageRevision]:
+        return [MessageRevision(record=r) for r in self.record.revisions]
+
+    @strawberry.field(
+        description="When the message was deleted; a deleted message has an empty body and "
+        "no attachments."
+    )
+    def deleted_at(self) -> datetime | None:
+        return self.record.deleted_at
+
+    @strawberry.field(description="Who deleted the message (its author or a practitioner).")
+    async def deleted_by(self, info: Info) -> User | None:
+        if self.record.deleted_by is None:
+            return None
+        (user,) = await _load_users(info, [self.record.deleted_by], self.record.firm_id)
+        return user
+
+    @strawberry.field(
+        description="Participants other than the author whose read mark is at or after this "
+        "message, among those whose receipts the viewer may see."
+    )
+    async def seen_by(self, info: Info) -> list[User]:
+        context = info.context
+        conversation = await context.loaders.conversations.load(self.record.conversation_id)
+        if conversation is None:
+            return []
+        marks = await context.loaders.read_marks.load(conversation)
+        reader_ids = [
+            user_id
+            for user_id in conversation.participant_ids
+            if user_id != self.record.author_id
+            and user_id in marks
+            and marks[user_id].seq >= self.record.seq
+        ]
+        readers = await context.loaders.users.load_many(reader_ids)
+        visible = visible_read_states(
+            context.viewer, conversation, [r for r in readers if r is not None]
+        )
+        return [
+            User(record=r) for r in visible if can_see_receipt_on(context.viewer, r, self.record)
+        ]
+
+
+@strawberry.type
+class MessageRevision:
+    record: strawberry.Private[models.MessageRevision]
+
+    @strawberry.field(description="Sanitized HTML of this version.")
+    def body(self) -> str:
+        return self.record.body
+
+    @strawberry.field
+    def body_text(self) -> str:
+        return self.record.body_text
+
+    @strawberry.field(description="When this version was written (sent, or edited to it).")
+    def edited_at(self) -> datetime:
+        return self.record.written_at
+
+
+@strawberry.type
+class ReadState:
+    """How far a participant has read a conversation (a read receipt)."""
+
+    user: User
+    mark: strawberry.Private[ReadMark | None]
+
+    @strawberry.field(
+        description="The newest message the viewer may read at or before the participant's "
+        "read mark; null when it has read nothing."
+    )
+    async def last_read_message(self, info: Info) -> Message | None:
+        if self.mark is None:
+            return None
+        found = await info.context.loaders.last_readable.load(
+            (self.mark.conversation_id, self.mark.seq)
+        )
+        return Message(record=found) if found else None
+
+    @strawberry.field(description="When the participant's read mark last moved.")
+    def last_read_at(self) -> datetime | None:
+        return None if self.mark is None else self.mark.read_at
 
 
 MessageConnection = Connection[Message]
@@ -252,6 +349,20 @@ class Conversation:
         return await info.context.loaders.unread_counts.load(self.record)
 
     @strawberry.field(
+        description="Read receipts of the participants whose receipts the viewer may see "
+        "(SPEC §14).",
+        **guarded(ReadConversation),
+    )
+    async def read_states(self, info: Info) -> list[ReadState]:
+        context = info.context
+        marks = await context.loaders.read_marks.load(self.record)
+        users = await context.loaders.users.load_many(list(self.record.participant_ids))
+        visible = visible_read_states(
+            context.viewer, self.record, [u for u in users if u is not None]
+        )
+        return [ReadState(user=User(record=u), mark=marks.get(u.id)) for u in visible]
+
+    @strawberry.field(
         description="History, oldest first; without arguments the newest 50 messages.",
         **guarded(ReadConversation),
     )
@@ -279,3 +390,12 @@ class Conversation:
 
 
 ConversationConnection = Connection[Conversation]
+
+
+@strawberry.type(description="The viewer's badges (SPEC §14).")
+class UnreadSummary:
+    conversations: int = strawberry.field(
+        description="Readable conversations with at least one unread message."
+    )
+    messages: int = strawberry.field(description="Unread messages over every readable one.")
+    notifications: int = strawberry.field(description="Unread notifications.")

@@ -12,6 +12,9 @@ arguments:
 - VISIBLE_COMPANIES: a list built by the company-visibility filter.
 - READ_CONVERSATION: the conversation (the parent, or the `id` / `conversationId` argument) is
   readable; an unreadable one answers NOT_FOUND exactly like a missing one.
+- READ_MESSAGE: the message the `messageId` argument names is one the viewer may read (its
+  conversation readable, and `policy.can_read_message`); NOT_FOUND otherwise. What the viewer
+  may then do to it (edit, delete) is the service's check, with the policy's rules.
 - READABLE_CONVERSATIONS: a list or an event stream filtered by the read rule, in the query for
   lists and per event for subscriptions.
 - DESIGNATE_PARTICIPANTS: the company, when given, is one the viewer may pick; every designated
@@ -53,6 +56,10 @@ class AccessRule(enum.Enum):
     READ_CONVERSATION = strawberry.enum_value(
         "READ_CONVERSATION",
         description="The conversation (parent or argument) is one the viewer may read.",
+    )
+    READ_MESSAGE = strawberry.enum_value(
+        "READ_MESSAGE",
+        description="The message argument is one the viewer may read.",
     )
     READABLE_CONVERSATIONS = strawberry.enum_value(
         "READABLE_CONVERSATIONS",
@@ -149,6 +156,16 @@ class ManageConversation(AccessPermission):
         if not can_manage(info.context.viewer, conversation):
             raise Forbidden("only practitioners may do this")
         return True
+
+
+class ReadMessage(AccessPermission):
+    rule = AccessRule.READ_MESSAGE
+
+    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return await info.context.readable_message(_argument(kwargs, "message_id")) is not None
+
+    def on_unauthorized(self) -> None:
+        raise NotFound("message not found")
 
 
 class ReadConversationStream(ReadConversation):

@@ -346,7 +346,7 @@ async def test_read_grants_restate_can_read_exactly(world):
 
 def message_docs(generated: World, specs: list[dict]) -> list[dict]:
     """Messages in the stored shape (search fields included); deleted ones as a deletion leaves
-    them: `deleted_at` set, the body emptied, the index's words not yet cleared."""
+    them: `deleted_ms` set, the body emptied, the index's words not yet cleared."""
     docs = []
     conversations = generated.conversation_docs
     for seq, spec in enumerate(specs, 1):
@@ -371,7 +371,7 @@ def message_docs(generated: World, specs: list[dict]) -> list[dict]:
         )
         doc.update(search_fields(conversation, text))
         if spec["deleted"]:
-            doc.update(deleted_at=datetime(2026, 1, 2, tzinfo=UTC), body="", body_text="")
+            doc.update(deleted_ms=1_767_312_000_000, body="", body_text="")
         docs.append(doc)
     return docs
 
@@ -399,7 +399,7 @@ async def test_search_finds_exactly_the_readable_messages_with_the_word(
             expected = {
                 doc["_id"]
                 for doc in docs
-                if "deleted_at" not in doc
+                if "deleted_ms" not in doc
                 and word in doc["body_text"].split()
                 and can_read(user, by_id[doc["conversation_id"]])
             }
@@ -417,6 +417,8 @@ async def test_search_finds_exactly_the_readable_messages_with_the_word(
     finally:
         await generated.remove(db)
         await db.messages.delete_many({"firm_id": {"$in": generated.firms}})
+
+
 @PROPERTY_SETTINGS
 @given(
     world=worlds(),

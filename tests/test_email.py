@@ -171,8 +171,8 @@ async def test_nothing_is_sent_to_a_user_whose_email_setting_is_off(api, db, sin
 async def test_a_deleted_message_is_not_emailed(api, db, sink):
     conversation = await create(api, "alice", "PRIVATE", ["paul"], subject="Oops")
     wrong = await send(api, "alice", conversation["id"], "<p>Wrong file</p>")
-    # SPEC §14's deleteMessage marks the message; email reads only that mark.
-    await db.messages.update_one({"_id": wrong["id"]}, {"$set": {"deleted_at": clock.now()}})
+    delete = "mutation($m: ID!) { deleteMessage(messageId: $m) { deletedAt } }"
+    assert (await api.gql(delete, {"m": wrong["id"]}, as_="alice"))["deleteMessage"]["deletedAt"]
     await sink.wait_for(1)
     created = await db.notifications.find_one({"message_id": wrong["id"]})
     await settled(db, api.ids["users"]["paul"], created["created_ms"])

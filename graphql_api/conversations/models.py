@@ -6,7 +6,9 @@ staff_count, client_count, skipped_seqs, skipped_staff, skipped_client, reconcil
 reconciled_staff, reconciled_client, client_visible, client_visible_by, status, assignee_id,
 archived_by_staff, archived_by_clients, muted_by, client_message_id}` and `messages {_id, firm_id,
 conversation_id, seq, kind, event, staff_n, client_n, author_id, body, body_text, attachment_ids,
-created_at, created_ms, client_message_id, fanout, recipients}`.
+created_at, created_ms, client_message_id, fanout, recipients, revisions, edited_ms, deleted_ms,
+deleted_by, version}`, and `retained_messages` (what a deletion took off a message, for the admin
+export only: `retained_doc`).
 
 - Two audiences see a conversation's activity differently (SPEC §13, docs/notes.md): STAFF
   (practitioners) see messages and notes, CLIENT (clients) messages only; timeline events are
@@ -28,6 +30,11 @@ created_at, created_ms, client_message_id, fanout, recipients}`.
   reply that was never stored is listed in `skipped_seqs`, by the reply itself when its write
   failed or by the crash recovery (`recovery.py`), which keeps in `reconciled_seq` how far it
   got.
+- Edits and deletions (SPEC §14) rewrite a message in place: `revisions` holds its earlier
+  versions, oldest first, each `{body, body_text, written_ms}` (a whole array is `$set`: the
+  embedded server stores a document given to `$push` as text); `version` counts the rewrites, so
+  that two concurrent ones cannot both apply to the same version. A deleted message keeps its
+  place with an empty body and no attachments; its content moves to `retained_messages`.
 - `fanout: "pending"` with `recipients` is the message's notification outbox, cleared once every
   recipient's notification is stored (`notifications.service`).
 """
@@ -215,6 +222,22 @@ class ConversationEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageRevision:
+    """An earlier version of an edited message, and when it was written."""
+
+    body: str
+    body_text: str
+    written_ms: int
+
+    @property
+    def written_at(self) -> datetime:
+        return _from_ms(self.written_ms)
+
+    def doc(self) -> Document:
+        return {"body": self.body, "body_text": self.body_text, "written_ms": self.written_ms}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: str
     firm_id: str
@@ -229,6 +252,24 @@ class Message:
     event: ConversationEvent | None = None
     staff_n: int = 0
     client_n: int = 0
+    revisions: tuple[MessageRevision, ...] = ()
+    edited_ms: int | None = None
+    deleted_ms: int | None = None
+    deleted_by: str | None = None
+    version: int = 0
+    """How many times it was rewritten (edits and the deletion): the guard of the next rewrite."""
+
+    @property
+    def edited_at(self) -> datetime | None:
+        return None if self.edited_ms is None else _from_ms(self.edited_ms)
+
+    @property
+    def deleted_at(self) -> datetime | None:
+        return None if self.deleted_ms is None else _from_ms(self.deleted_ms)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_ms is not None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Message:
@@ -248,7 +289,23 @@ class Message:
             event=ConversationEvent.from_doc(event) if isinstance(event, dict) else None,
             staff_n=int(doc.get("staff_n", seq)),
             client_n=int(doc.get("client_n", seq)),
+            revisions=tuple(
+                MessageRevision(r["body"], r["body_text"], int(r["written_ms"]))
+                for r in doc.get("revisions", ())
+            ),
+            edited_ms=_optional_int(doc.get("edited_ms")),
+            deleted_ms=_optional_int(doc.get("deleted_ms")),
+            deleted_by=doc.get("deleted_by"),
+            version=int(doc.get("version", 0)),
         )
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def new_conversation_doc(
@@ -343,3 +400,50 @@ def new_message_doc(
     if client_message_id is not None:
         doc["client_message_id"] = client_message_id
     return doc
+
+
+def edited_fields(message: Message, html: str, text: str, now_ms: int) -> Document:
+    """The `$set` of an edit: the new body, and the current one kept as the newest revision
+    (written when the message was sent, or at its last edit)."""
+    written_ms = message.edited_ms or clock.millis(message.created_at)
+    revisions = [*message.revisions, MessageRevision(message.body, message.body_text, written_ms)]
+    return {
+        "body": html,
+        "body_text": text,
+        "revisions": [r.doc() for r in revisions],
+        "edited_ms": now_ms,
+        "version": message.version + 1,
+    }
+
+
+def deleted_fields(message: Message, deleted_by: str, now_ms: int) -> Document:
+    """The `$set` of a deletion: who and when, with the content emptied."""
+    return {
+        "body": "",
+        "body_text": "",
+        "attachment_ids": [],
+        "revisions": [],
+        "deleted_ms": now_ms,
+        "deleted_by": deleted_by,
+        "version": message.version + 1,
+    }
+
+
+def retained_doc(message: Message, deleted_by: str, now_ms: int) -> Document:
+    """What a deletion takes off `message`, kept for the firm's legal duties (SPEC §17): only
+    the admin export reads `retained_messages`."""
+    return {
+        "_id": message.id,
+        "firm_id": message.firm_id,
+        "conversation_id": message.conversation_id,
+        "author_id": message.author_id,
+        "seq": message.seq,
+        "created_at": message.created_at,
+        "body": message.body,
+        "body_text": message.body_text,
+        "attachment_ids": list(message.attachment_ids),
+        "revisions": [r.doc() for r in message.revisions],
+        "edited_ms": message.edited_ms,
+        "deleted_ms": now_ms,
+        "deleted_by": deleted_by,
+    }

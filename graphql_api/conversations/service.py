@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -44,7 +45,12 @@ from graphql_api.conversations.models import (
     new_conversation_doc,
     new_message_doc,
 )
-from graphql_api.conversations.read_marks import Mark, move_read_marks
+from graphql_api.conversations.read_marks import (
+    Mark,
+    ReadMark,
+    marks_of_participants,
+    move_read_marks,
+)
 from graphql_api.conversations.recovery import newest_message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
@@ -61,7 +67,9 @@ from graphql_api.policy import (
     client_visibility_sources,
     eligible_participants_filter,
     fetch_readable,
+    readable_branches,
     readable_messages_filter,
+    readable_notifications_filter,
     require_readable,
 )
 from graphql_api.ratelimit import RateLimiter
@@ -70,6 +78,7 @@ from graphql_api.realtime.events import (
     ConversationCreated,
     MessageAdded,
     NotificationAdded,
+    ReadStateChanged,
 )
 from graphql_api.realtime.sources import Publisher
 from graphql_api.search.index import search_fields
@@ -78,6 +87,20 @@ T = TypeVar("T")
 
 MAX_ELIGIBLE_RESULTS = 200
 UNREAD_SCAN_BATCH = 200
+# `unreadSummary` reads the counters of every readable conversation: this many per command (a
+# few bytes each once projected), so that an inbox of any usual size costs one command per
+# branch of the access rule.
+SUMMARY_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadSummary:
+    """The viewer's badges: conversations with unread messages, unread messages, unread
+    notifications."""
+
+    conversations: int
+    messages: int
+    notifications: int
 
 
 class Conversations:
@@ -511,6 +534,9 @@ class Conversations:
                 viewer, conversation.id, conversation.message_count
             ),
         )
+        self.publisher.emit(
+            ReadStateChanged(viewer.id, conversation.id, conversation.message_count)
+        )
         return conversation
 
     # -- reading -------------------------------------------------------------------------
@@ -610,12 +636,83 @@ class Conversations:
         practitioners only, timeline events for nobody (`models`)."""
         audience = audience_of(viewer)
         marks = await self._read_marks(viewer.id, [c.id for c in conversations], audience)
-        counts = []
-        for conversation in conversations:
-            mark = marks.get(conversation.id, 0)
-            skipped = sum(1 for n in conversation.skipped(audience) if n > mark)
-            counts.append(max(conversation.count(audience) - mark - skipped, 0))
-        return counts
+        return [
+            unread_after(c.count(audience), c.skipped(audience), marks.get(c.id, 0))
+            for c in conversations
+        ]
+
+    async def unread_summary(self, viewer: User) -> UnreadSummary:
+        """The viewer's badges in a bounded number of commands whatever its inbox: the counters
+        of every readable conversation (one query per branch of the access rule, projected),
+        all of the viewer's read marks, and a count of its unread notifications."""
+        audience = audience_of(viewer)
+        counter, skipped, ordinal = _AUDIENCE_FIELDS[audience]
+        projection = {"message_count": 1, "skipped_seqs": 1, counter: 1, skipped: 1}
+        branches = [
+            self.db.conversations.find(branch, projection).batch_size(SUMMARY_BATCH).to_list()
+            for branch in readable_branches(viewer)
+        ]
+        marks_query = self.db.read_marks.find(
+            {"user_id": {"$eq": viewer.id}}, {"conversation_id": 1, "seq": 1, ordinal: 1}
+        ).batch_size(SUMMARY_BATCH)
+        unread_notifications = {**readable_notifications_filter(viewer), "unread": {"$eq": 1}}
+        *found, mark_docs, notifications = await asyncio.gather(
+            *branches,
+            marks_query.to_list(),
+            self.db.notifications.count_documents(unread_notifications),
+        )
+        # Documents written before notes have no audience fields: every message then counted
+        # for everyone (`models.Conversation.from_doc` reads them the same way).
+        marks = {doc["conversation_id"]: int(doc.get(ordinal, doc["seq"])) for doc in mark_docs}
+        counters = {doc["_id"]: doc for docs in found for doc in docs}  # branches overlap
+        unread = [
+            unread_after(
+                int(doc.get(counter, doc.get("message_count", 0))),
+                {int(n) for n in doc.get(skipped, doc.get("skipped_seqs", ()))},
+                marks.get(conversation_id, 0),
+            )
+            for conversation_id, doc in counters.items()
+        ]
+        return UnreadSummary(
+            conversations=sum(1 for n in unread if n > 0),
+            messages=sum(unread),
+            notifications=notifications,
+        )
+
+    async def read_marks_of(
+        self, conversations: Sequence[Conversation]
+    ) -> dict[str, dict[str, ReadMark]]:
+        """The read marks of the participants of `conversations`, per conversation and user."""
+        return await marks_of_participants(
+            self.db, [(c.id, c.participant_ids) for c in conversations]
+        )
+
+    async def last_readable_at(
+        self, viewer: User, conversation_id: str, seq: int
+    ) -> Message | None:
+        """The newest message the viewer may read at or before `seq` (a receipt's last read
+        message: a client never learns of a note through it)."""
+        docs = (
+            await self.db.messages.find(
+                {
+                    "conversation_id": {"$eq": conversation_id},
+                    "seq": {"$lte": seq},
+                    **readable_messages_filter(viewer),
+                }
+            )
+            .sort("seq", -1)
+            .limit(1)
+            .to_list()
+        )
+        return Message.from_doc(docs[0]) if docs else None
+
+    async def messages_by_ids(self, firm_id: str, ids: list[str]) -> dict[str, Message]:
+        """Messages of a firm by id alone (an edit or a deletion names nothing else); the
+        caller checks access on their conversations."""
+        docs = await self.db.messages.find(
+            {"_id": {"$in": ids}, "firm_id": {"$eq": firm_id}}
+        ).to_list()
+        return {doc["_id"]: Message.from_doc(doc) for doc in docs}
 
     async def messages_after(
         self,
@@ -824,6 +921,20 @@ class Conversations:
                 break
             cursor = (batch[-1].activity_ms(audience_of(viewer)), batch[-1].id)
         return found[:wanted]
+
+
+_AUDIENCE_FIELDS = {
+    Audience.STAFF: ("staff_count", "skipped_staff", "staff_n"),
+    Audience.CLIENT: ("client_count", "skipped_client", "client_n"),
+}
+"""Per audience: the conversation's counter, its skipped ordinals, and a read mark's ordinal."""
+
+
+def unread_after(count: int, skipped: Iterable[int], mark: int) -> int:
+    """Messages after a read mark at ordinal `mark`: every ordinal the audience's counter handed
+    out after it, but those no message holds (failed writes, deleted messages)."""
+    after_mark = sum(1 for n in set(skipped) if n > mark)
+    return max(count - mark - after_mark, 0)
 
 
 async def _shielded(cleanup: Awaitable[None]) -> None:

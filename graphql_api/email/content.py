@@ -6,7 +6,7 @@ in an earlier email, grouped by conversation (most recent activity first), each 
 the company, the authors and the latest previews (`bodyText`). Left out:
 - the notifications of a conversation the user may no longer read (`policy.can_read`), and the
   messages it may not read (`policy.can_read_message`: notes are never shown to clients);
-- deleted messages (a message document with `deleted_at` set, SPEC §14);
+- deleted messages (a message document with `deleted_ms` set, SPEC §14);
 - muted conversations (`is_muted`, SPEC §13);
 - everything, when the user's email setting is OFF, or no longer the email's frequency.
 """
@@ -36,8 +36,8 @@ def is_muted(user: User, conversation: Conversation) -> bool:
 
 
 def is_deleted(doc: Document) -> bool:
-    """A deleted message (SPEC §14: `deleteMessage` sets `deleted_at`) is never emailed."""
-    return doc.get("deleted_at") is not None
+    """A deleted message (SPEC §14: `deleteMessage` sets `deleted_ms`) is never emailed."""
+    return doc.get("deleted_ms") is not None
 
 
 @dataclass(frozen=True, slots=True)

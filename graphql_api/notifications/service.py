@@ -222,6 +222,21 @@ class Notifications:
         marked = {**query, "unread": 0, "read_ms": read_ms}
         return await self.db.notifications.count_documents(marked)
 
+    async def mark_message_read(self, message: Message, user_ids: Iterable[str]) -> None:
+        """Mark the notifications of a deleted message read: nothing is left to read, and the
+        badges must agree with `unreadCount`, from which it no longer counts."""
+        users = sorted(set(user_ids))
+        if not users:
+            return
+        await self.db.notifications.update_many(
+            {
+                "_id": {"$in": [notification_id(message.id, u) for u in users]},
+                "user_id": {"$in": users},
+                "unread": {"$eq": 1},
+            },
+            {"$set": {"unread": 0, "read_ms": clock.now_ms()}},
+        )
+
     async def mark_conversation_read(self, viewer: User, conversation_id: str, seq: int) -> int:
         """Mark the viewer's notifications of a conversation's messages up to `seq` read, when
         its read mark moves there: badges and lists then agree with `unreadCount`. A message

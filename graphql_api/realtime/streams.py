@@ -15,6 +15,9 @@
   not exist (their numbers are gaps, like a reply never stored).
 - `readable_notifications`, `readable_inbox_changes`: the viewer's events that the policy lets
   it read.
+- `readable_message_updates`, `conversation_changes` (SPEC §14): edits and deletions of a
+  conversation's messages, and the conversation as its shared state or receipts change, checked
+  the same way (losing the conversation ends them with NOT_FOUND).
 
 The per-connection cap is ours, not Strawberry's `max_subscriptions_per_connection`: that one
 counts queries and mutations in flight too and answers an error without `extensions.code`.
@@ -39,7 +42,9 @@ from graphql_api.realtime.events import (
     ConversationChanged,
     ConversationCreated,
     MessageAdded,
+    MessageUpdated,
     NotificationAdded,
+    ReadStateChanged,
     Resync,
     Topic,
     UserChanged,
@@ -242,3 +247,49 @@ async def readable_inbox_changes(
         ):
             continue  # a note, for a client: nothing happened
         yield conversation
+
+
+async def readable_message_updates(
+    subscriber: Subscriber, viewer: CurrentViewer, conversation: Conversation
+) -> AsyncIterator[Message]:
+    """Edits and deletions of the conversation's messages, each checked with the per-message rule
+    for the viewer as stored now."""
+    while True:
+        event = await subscriber.next()
+        if isinstance(event, ConversationChanged):
+            conversation = _newer(conversation, event.conversation)
+        elif not isinstance(event, MessageUpdated | UserChanged):
+            continue
+        current = await viewer()
+        if not can_read(current, conversation):
+            raise NotFound("conversation not found")
+        if isinstance(event, MessageUpdated) and can_read_message(
+            current, conversation, event.message
+        ):
+            yield event.message
+
+
+async def conversation_changes(
+    subscriber: Subscriber,
+    viewer: CurrentViewer,
+    conversation: Conversation,
+    load: LoadConversation,
+) -> AsyncIterator[Conversation]:
+    """The conversation as its subject, participants, status, assignee (SPEC §13) or read
+    receipts (a participant's read mark moved) change."""
+    while True:
+        event = await subscriber.next()
+        changed = False
+        if isinstance(event, ConversationChanged):
+            conversation, changed = _newer(conversation, event.conversation), True
+        elif isinstance(event, ReadStateChanged | Resync):
+            loaded = await load(conversation.id)
+            if loaded is None:
+                raise NotFound("conversation not found")
+            conversation, changed = loaded, True
+        elif not isinstance(event, UserChanged):
+            continue
+        if not can_read(await viewer(), conversation):
+            raise NotFound("conversation not found")
+        if changed:
+            yield conversation

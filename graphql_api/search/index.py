@@ -118,7 +118,7 @@ async def refresh_search_text(
         batch = (
             await db.messages.find(
                 {**query, "seq": {"$gt": after}},
-                {"_id": 1, "seq": 1, "body_text": 1, "attachment_ids": 1, "deleted_at": 1},
+                {"_id": 1, "seq": 1, "body_text": 1, "attachment_ids": 1, "deleted_ms": 1},
             )
             .sort("seq", 1)
             .limit(REFRESH_BATCH)
@@ -150,7 +150,7 @@ async def refresh_search_text(
 def _stored_search_text(
     conversation: Conversation, doc: Document, names: dict[str, list[str]]
 ) -> str:
-    if doc.get("deleted_at") is not None:
+    if doc.get("deleted_ms") is not None:
         return ""
     return search_text(conversation.subject, doc.get("body_text", ""), names.get(doc["_id"], ()))
 

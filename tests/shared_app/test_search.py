@@ -243,9 +243,8 @@ async def test_another_firms_messages_and_ids_find_nothing(api):
 async def test_deleted_messages_are_never_found(api, db):
     created = await create(api, "alice", "PRIVATE", ["paul"], body="<p>okapi one</p>")
     second = await send(api, "alice", created["id"], "<p>okapi two</p>")
-    await db.messages.update_one(
-        {"_id": second["id"]}, {"$set": {"deleted_at": datetime.now(UTC), "body_text": ""}}
-    )
+    delete = "mutation($m: ID!) { deleteMessage(messageId: $m) { deletedAt } }"
+    await api.gql(delete, {"m": second["id"]}, as_="alice")
     assert await found_texts(api, "paul", "okapi") == ["okapi one"]
 
 
