@@ -193,9 +193,8 @@ async def test_a_deleted_message_is_empty_on_every_surface(api: Api, db: Db):
         assert (shown["body"], shown["bodyText"], shown["attachments"]) == ("", "", [])
         assert shown["deletedBy"] == {"id": user_id(api, "alice")}
         last = (await api.gql(HISTORY, {"id": conversation["id"]}, as_=viewer))["conversation"]
-        # The preview falls back to the newest message that still says something.
-        assert last["lastMessage"]["id"] != message["id"]
-        assert last["lastMessage"]["body"] != ""
+        assert last["lastMessage"]["id"] == message["id"]
+        assert (last["lastMessage"]["body"], last["lastMessage"]["attachments"]) == ("", [])
         response, _ = await fetch(api, f"/attachments/{attachment['id']}", viewer)
         assert response.status == 404
     response, _ = await fetch(api, signed_url)
