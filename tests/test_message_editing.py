@@ -18,7 +18,7 @@ from graphql_api.database import Db
 from graphql_api.settings import Settings
 from tests.conftest import Api
 from tests.conversation_helpers import MARK_READ, create, send, user_id
-from tests.test_attachments import fetch, uploaded
+from tests.upload_helpers import fetch, uploaded
 
 EDIT = """
 mutation($id: ID!, $body: String!) {
