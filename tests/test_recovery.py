@@ -13,13 +13,18 @@ does. Waits are bounded, never measured.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import warnings
 from pathlib import Path
 
 import aiohttp
 import pymongo.lock
+import pymongo.pool_shared as pool_shared
 import pytest
+from pymongo.pool_options import PoolOptions
 
+from graphql_api import pymongo_patch
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
 from graphql_api.database import connect, database_of, ensure_schema
@@ -211,3 +216,35 @@ async def test_a_wait_for_a_pooled_connection_cancelled_twice_leaves_the_pool_un
         assert (await database_of(client).command("ping"))["ok"] == 1
     finally:
         await client.close()
+
+
+async def test_a_connection_attempt_cancelled_as_it_connects_closes_its_socket():
+    """A request's cleanup or a stopped change stream cancels connection attempts: the socket
+    an attempt created is closed, even when its connect had already succeeded. (Without
+    `graphql_api.pymongo_patch` the connected socket stays open until the collector finds it.)"""
+    pymongo_patch.install()  # as `graphql_api.database.connect` does
+    listener = await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", 0)
+    address = listener.sockets[0].getsockname()[:2]
+    leaked: list[str] = []
+    try:
+        for delay in range(60):  # the cancellation lands before, during or after the connect
+            attempt = asyncio.create_task(
+                pool_shared._async_create_connection(address, PoolOptions(connect_timeout=5))
+            )
+            await asyncio.sleep(delay * 0.0001)
+            attempt.cancel()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    sock = await attempt
+                except asyncio.CancelledError:
+                    pass
+                else:
+                    sock.close()
+                del attempt
+                gc.collect()
+            leaked += [str(w.message) for w in caught if w.category is ResourceWarning]
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert leaked == []
