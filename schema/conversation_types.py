@@ -36,22 +36,22 @@ async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[User]:
 @strawberry.type
 class Attachment:
     record: strawberry.Private[store.Attachment]
+    id: strawberry.ID
+    filename: str = strawberry.field(
+        description="Sanitized: no path parts, control or bidi characters."
+    )
+    content_type: str = strawberry.field(
+        description="Sniffed from the bytes, not taken from the uploader."
+    )
+    size: int = strawberry.field(description="Bytes.")
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
-
-    @strawberry.field(description="Sanitized: no path parts, control or bidi characters.")
-    def filename(self) -> str:
-        return self.record.filename
-
-    @strawberry.field(description="Sniffed from the bytes, not taken from the uploader.")
-    def content_type(self) -> str:
-        return self.record.content_type
-
-    @strawberry.field(description="Bytes.")
-    def size(self) -> int:
-        return self.record.size
+    def __init__(self, record: store.Attachment) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.filename = record.filename
+        self.content_type = record.content_type
+        self.size = record.size
 
     @strawberry.field(
         description="A signed download link for the viewer, valid 15 minutes, usable as a plain "
@@ -65,15 +65,25 @@ class Attachment:
 @strawberry.type
 class Message:
     record: strawberry.Private[models.Message]
+    id: strawberry.ID
+    body: str = strawberry.field(description="Sanitized HTML (SPEC §6).")
+    body_text: str = strawberry.field(
+        description="Plain text of the body, for previews and notifications."
+    )
+    created_at: datetime
+
+    def __init__(self, record: models.Message) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.body = record.body
+        self.body_text = record.body_text
+        self.created_at = record.created_at
 
     @property
     def share_key(self) -> str:
         """Names this message's event for `schema.shared_events` (messages never change)."""
         return f"message:{self.record.id}"
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
 
     @strawberry.field(
         description="This message's cursor in `Conversation.messages`: pass it as `after` to "
@@ -95,22 +105,10 @@ class Message:
         (author,) = await _load_users(info, [self.record.author_id], self.record.firm_id)
         return author
 
-    @strawberry.field(description="Sanitized HTML (SPEC §6).")
-    def body(self) -> str:
-        return self.record.body
-
-    @strawberry.field(description="Plain text of the body, for previews and notifications.")
-    def body_text(self) -> str:
-        return self.record.body_text
-
     @strawberry.field
     async def attachments(self, info: Info) -> list[Attachment]:
         found = await info.context.loaders.attachments.load_many(list(self.record.attachment_ids))
         return [Attachment(record=a) for a in found if a is not None]
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.record.created_at
 
 
 MessageConnection = Connection[Message]
@@ -119,14 +117,25 @@ MessageConnection = Connection[Message]
 @strawberry.type
 class Conversation:
     record: strawberry.Private[models.Conversation]
+    id: strawberry.ID
+    type: ConversationType
+    subject: str
+    created_at: datetime
+    last_message_at: datetime
+    client_visible: bool = strawberry.field(
+        description="Whether clients with the company in their favorites may read it "
+        "(COMPANY conversations; decided when participants are designated)."
+    )
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
-
-    @strawberry.field
-    def type(self) -> ConversationType:
-        return self.record.type
+    def __init__(self, record: models.Conversation) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.type = record.type
+        self.subject = record.subject
+        self.created_at = record.created_at
+        self.last_message_at = record.last_message_at
+        self.client_visible = record.client_visible
 
     @strawberry.field
     async def company(self, info: Info) -> Company | None:
@@ -136,10 +145,6 @@ class Conversation:
         return Company(record=company) if company else None
 
     @strawberry.field
-    def subject(self) -> str:
-        return self.record.subject
-
-    @strawberry.field
     async def participants(self, info: Info) -> list[User]:
         return await _load_users(info, list(self.record.participant_ids), self.record.firm_id)
 
@@ -147,21 +152,6 @@ class Conversation:
     async def created_by(self, info: Info) -> User:
         (creator,) = await _load_users(info, [self.record.created_by], self.record.firm_id)
         return creator
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.record.created_at
-
-    @strawberry.field
-    def last_message_at(self) -> datetime:
-        return self.record.last_message_at
-
-    @strawberry.field(
-        description="Whether clients with the company in their favorites may read it "
-        "(COMPANY conversations; decided when participants are designated)."
-    )
-    def client_visible(self) -> bool:
-        return self.record.client_visible
 
     @strawberry.field(**guarded(ReadConversation))
     async def last_message(self, info: Info) -> Message | None:
