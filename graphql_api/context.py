@@ -76,7 +76,8 @@ class Loaders:
 
     @cached_property
     def users(self) -> DataLoader[str, User | None]:
-        return DataLoader(_by_id(self._services.directory.users_by_ids))
+        # Through the user cache: authors and participants cost no command on a warm process.
+        return DataLoader(_by_id(self._services.directory.current_users))
 
     @cached_property
     def companies(self) -> DataLoader[str, Company | None]:

@@ -45,7 +45,7 @@ class Directory:
         cached_users: int = 0,
     ) -> None:
         self.db = db
-        self.cache = UserCache(self.user_by_id, max_users=cached_users)
+        self.cache = UserCache(self.user_by_id, max_users=cached_users, load_many=self.users_by_ids)
         # Live subscriptions re-check access with the new favorites at once (the change stream
         # tells the other processes).
         self._on_user_changed = on_user_changed
@@ -62,6 +62,13 @@ class Directory:
     async def user_by_email(self, email: str) -> User | None:
         doc = await self.db.users.find_one({"email": email.strip().lower()})
         return User.from_doc(doc) if doc else None
+
+    async def current_users(self, ids: Iterable[str]) -> dict[str, User]:
+        """The users as stored now, from the cache when it may serve: what the schema shows
+        of authors and participants (one command for those not kept, none on a warm process)."""
+        wanted = list(dict.fromkeys(ids))
+        found = await self.cache.get_many(wanted)
+        return {user.id: user for user in found if user is not None}
 
     async def users_by_ids(self, ids: Iterable[str]) -> dict[str, User]:
         docs = await self.db.users.find({"_id": {"$in": list(ids)}}).to_list()

@@ -19,10 +19,14 @@ read the document as it was before the change. Users are keyed by id (unique acr
 is exactly the document a database read would answer); at most `max_users` are kept, the least
 recently used going first.
 
-    cache = UserCache(directory.user_by_id, max_users=10_000)
+Many users at once (`get_many`: the authors of a history page, an inbox's participants) are
+served the same way: those kept cost nothing, the others are read in one command and kept.
+
+    cache = UserCache(directory.user_by_id, max_users=10_000, load_many=directory.users_by_ids)
     cache.serve()                 # the users change stream is open
     await cache.get(user_id)      # a database read, then kept
     await cache.get(user_id)      # no database command
+    await cache.get_many(ids)     # one database read for those not kept
     cache.evict(user_id)          # the user changed
 """
 
@@ -30,18 +34,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 
 from graphql_api.directory.models import User
 
 Load = Callable[[str], Awaitable[User | None]]
+LoadMany = Callable[[Iterable[str]], Awaitable[dict[str, User]]]
 
 
 class UserCache:
     """Users by id, kept only while every change to them is known to reach `evict`."""
 
-    def __init__(self, load: Load, max_users: int) -> None:
+    def __init__(self, load: Load, max_users: int, load_many: LoadMany | None = None) -> None:
         self._load = load
+        self._load_many = load_many
         self.max_users = max_users
         self._users: OrderedDict[str, User] = OrderedDict()
         # One read per user at a time; a read evicted meanwhile is dropped from here, and only
@@ -72,6 +79,38 @@ class UserCache:
             read.add_done_callback(lambda done: self._keep(user_id, done))
         # Shielded: a caller that gives up must not cancel the read the others wait for.
         return await asyncio.shield(read)
+
+    async def get_many(self, user_ids: list[str]) -> list[User | None]:
+        """The users as stored, in the order asked (None for those there are none of): one
+        database read for all those neither kept nor already being read."""
+        found = {user_id: self._users.get(user_id) for user_id in user_ids}
+        missing = [user_id for user_id, user in found.items() if user is None]
+        if missing and self._load_many is None:
+            for user_id in missing:
+                found[user_id] = await self.get(user_id)
+        elif missing:
+            assert self._load_many is not None
+            if not self.serving or self.max_users == 0:
+                read = await self._load_many(missing)
+                found.update((user_id, read.get(user_id)) for user_id in missing)
+            else:
+                reads = {user_id: self._reads.get(user_id) for user_id in missing}
+                unread = [user_id for user_id, read in reads.items() if read is None]
+                if unread:
+                    loop = asyncio.get_running_loop()
+                    futures = {user_id: loop.create_future() for user_id in unread}
+                    for user_id, future in futures.items():
+                        self._reads[user_id] = reads[user_id] = future
+                        future.add_done_callback(partial(self._keep, user_id))
+                    batch = asyncio.ensure_future(self._load_many(unread))
+                    batch.add_done_callback(partial(_settle_each, futures))
+                # Shielded, as in `get`: a caller that gives up must not cancel shared reads.
+                answers = await asyncio.shield(asyncio.gather(*reads.values()))  # type: ignore[arg-type]
+                found.update(zip(reads, answers, strict=True))
+        for user_id in user_ids:
+            if found[user_id] is not None and user_id in self._users:
+                self._users.move_to_end(user_id)
+        return [found[user_id] for user_id in user_ids]
 
     def _keep(self, user_id: str, read: asyncio.Future[User | None]) -> None:
         failed = read.cancelled() or read.exception() is not None  # (retrieved: never warned)
@@ -107,3 +146,18 @@ class UserCache:
         """Keep nothing: the `users` change stream is interrupted or closed."""
         self.serving = False
         self.clear()
+
+
+def _settle_each(
+    futures: dict[str, asyncio.Future[User | None]], batch: asyncio.Future[dict[str, User]]
+) -> None:
+    """Hands one batch read's answer (or failure) to the per-user reads waiting on it."""
+    for user_id, future in futures.items():
+        if future.done():
+            continue
+        if batch.cancelled():
+            future.cancel()
+        elif (error := batch.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(batch.result().get(user_id))
