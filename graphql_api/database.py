@@ -104,6 +104,26 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="inbox_company_activity_id",
         ),
+        # A client's inbox sorts by the clients' activity (notes never move it: SPEC §13).
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("participant_ids", ASCENDING),
+                ("client_activity_ms", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="inbox_participant_client_activity_id",
+        ),
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("company_id", ASCENDING),
+                ("type", ASCENDING),
+                ("client_activity_ms", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="inbox_company_client_activity_id",
+        ),
         # The recovery's walk over recently active conversations (conversations/recovery.py).
         IndexModel([("last_activity_ms", ASCENDING)], name="activity"),
         IndexModel(
@@ -151,6 +171,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # Email planning: the unread notifications created in one delay window.
         IndexModel([("unread", ASCENDING), ("created_ms", ASCENDING)], name="email_due"),
+    ],
+    # What deletions took off messages, read only by the admin export (SPEC §17), per firm.
+    "retained_messages": [
+        IndexModel([("firm_id", ASCENDING), ("deleted_ms", ASCENDING)], name="firm_deleted"),
     ],
     "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents
     # The email outbox (graphql_api/email/outbox.py): due emails, claims, and sent records.

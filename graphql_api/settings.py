@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     """How long a write may still be in progress on a live process: the recovery completes or
     undoes only what is older (far above `db_timeout_ms`, the deadline of each step)."""
 
+    edit_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long after sending its author may edit or delete a message (SPEC §14)."""
+
     rate_limits: bool = True
     """Per-user limits on writes; benchmarks that flood on purpose turn them off."""
     messages_per_minute: float = Field(default=120, gt=0)
