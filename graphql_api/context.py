@@ -82,7 +82,8 @@ class Loaders:
 
     @cached_property
     def companies(self) -> DataLoader[str, Company | None]:
-        return DataLoader(_by_id(self._services.directory.companies_by_ids))
+        # Through the company cache, as users: no command on a warm process.
+        return DataLoader(_by_id(self._services.directory.current_companies))
 
     @cached_property
     def conversations(self) -> DataLoader[str, Conversation | None]:

@@ -16,7 +16,7 @@ from pymongo import ReturnDocument
 
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
-from graphql_api.directory.user_cache import UserCache
+from graphql_api.directory.user_cache import CompanyCache, UserCache
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.policy import visible_companies_filter
 from graphql_api.text import require_unicode
@@ -46,6 +46,9 @@ class Directory:
     ) -> None:
         self.db = db
         self.cache = UserCache(self.user_by_id, max_users=cached_users, load_many=self.users_by_ids)
+        self.company_cache = CompanyCache(
+            self._company_by_id, max_users=cached_users, load_many=self.companies_by_ids
+        )
         # Live subscriptions re-check access with the new favorites at once (the change stream
         # tells the other processes).
         self._on_user_changed = on_user_changed
@@ -73,6 +76,15 @@ class Directory:
     async def users_by_ids(self, ids: Iterable[str]) -> dict[str, User]:
         docs = await self.db.users.find({"_id": {"$in": list(ids)}}).to_list()
         return {doc["_id"]: User.from_doc(doc) for doc in docs}
+
+    async def current_companies(self, ids: Iterable[str]) -> dict[str, Company]:
+        """The companies as stored now, from the cache when it may serve (no command on a warm
+        process)."""
+        found = await self.company_cache.get_many(list(dict.fromkeys(ids)))
+        return {company.id: company for company in found if company is not None}
+
+    async def _company_by_id(self, company_id: str) -> Company | None:
+        return (await self.companies_by_ids([company_id])).get(company_id)
 
     async def companies_by_ids(self, ids: Iterable[str]) -> dict[str, Company]:
         docs = await self.db.companies.find({"_id": {"$in": list(ids)}}).to_list()

@@ -1,4 +1,5 @@
-"""The in-process cache of users: authenticating a request on a warm process reads no database.
+"""The in-process caches of users and companies: authenticating a request on a warm process
+reads no database, and neither do the authors, participants and companies a page shows.
 
 Every request and every WebSocket operation needs its viewer's user document, and the access
 policy reads its firm, kind, companies and favorites. Those change rarely but must take effect at
@@ -19,6 +20,9 @@ read the document as it was before the change. Users are keyed by id (unique acr
 is exactly the document a database read would answer); at most `max_users` are kept, the least
 recently used going first.
 
+Companies are kept the same way (`CompanyCache`), while the `companies` change stream is open:
+`messager import` writes them from another process.
+
 Many users at once (`get_many`: the authors of a history page, an inbox's participants) are
 served the same way: those kept cost nothing, the others are read in one command and kept.
 
@@ -36,24 +40,26 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
+from typing import Generic, TypeVar
 
-from graphql_api.directory.models import User
+from graphql_api.directory.models import Company, User
 
-Load = Callable[[str], Awaitable[User | None]]
-LoadMany = Callable[[Iterable[str]], Awaitable[dict[str, User]]]
+R = TypeVar("R", User, Company)
+Load = Callable[[str], Awaitable[R | None]]
+LoadMany = Callable[[Iterable[str]], Awaitable[dict[str, R]]]
 
 
-class UserCache:
-    """Users by id, kept only while every change to them is known to reach `evict`."""
+class RecordCache(Generic[R]):
+    """Records by id, kept only while every change to them is known to reach `evict`."""
 
-    def __init__(self, load: Load, max_users: int, load_many: LoadMany | None = None) -> None:
+    def __init__(self, load: Load[R], max_users: int, load_many: LoadMany[R] | None = None) -> None:
         self._load = load
         self._load_many = load_many
         self.max_users = max_users
-        self._users: OrderedDict[str, User] = OrderedDict()
+        self._users: OrderedDict[str, R] = OrderedDict()
         # One read per user at a time; a read evicted meanwhile is dropped from here, and only
         # the read found here when it ends may keep its answer.
-        self._reads: dict[str, asyncio.Future[User | None]] = {}
+        self._reads: dict[str, asyncio.Future[R | None]] = {}
         self.serving = False
 
     def __len__(self) -> int:
@@ -62,7 +68,7 @@ class UserCache:
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._users
 
-    async def get(self, user_id: str) -> User | None:
+    async def get(self, user_id: str) -> R | None:
         """The user as stored (None when there is none); a database read unless it is kept."""
         user = self._users.get(user_id)
         if user is not None:
@@ -80,7 +86,7 @@ class UserCache:
         # Shielded: a caller that gives up must not cancel the read the others wait for.
         return await asyncio.shield(read)
 
-    async def get_many(self, user_ids: list[str]) -> list[User | None]:
+    async def get_many(self, user_ids: list[str]) -> list[R | None]:
         """The users as stored, in the order asked (None for those there are none of): one
         database read for all those neither kept nor already being read."""
         found = {user_id: self._users.get(user_id) for user_id in user_ids}
@@ -112,7 +118,7 @@ class UserCache:
                 self._users.move_to_end(user_id)
         return [found[user_id] for user_id in user_ids]
 
-    def _keep(self, user_id: str, read: asyncio.Future[User | None]) -> None:
+    def _keep(self, user_id: str, read: asyncio.Future[R | None]) -> None:
         failed = read.cancelled() or read.exception() is not None  # (retrieved: never warned)
         if self._reads.get(user_id) is not read:
             return  # evicted (or the cache emptied) while it ran: its answer may be stale
@@ -149,7 +155,7 @@ class UserCache:
 
 
 def _settle_each(
-    futures: dict[str, asyncio.Future[User | None]], batch: asyncio.Future[dict[str, User]]
+    futures: dict[str, asyncio.Future[R | None]], batch: asyncio.Future[dict[str, R]]
 ) -> None:
     """Hands one batch read's answer (or failure) to the per-user reads waiting on it."""
     for user_id, future in futures.items():
@@ -161,3 +167,13 @@ def _settle_each(
             future.set_exception(error)
         else:
             future.set_result(batch.result().get(user_id))
+
+
+class UserCache(RecordCache[User]):
+    """Users by id: the viewer of every request, authors and participants; evicted by the
+    `users` change stream and by this process's favorites writes."""
+
+
+class CompanyCache(RecordCache[Company]):
+    """Companies by id (names on the inbox and history): evicted by the `companies` change
+    stream (`messager import` writes them, from another process)."""
