@@ -11,6 +11,7 @@ are skipped.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -64,6 +65,14 @@ def with_database(server_uri: str, name: str) -> str:
     (`mongodb://a,b/?replicaSet=rs0` -> `mongodb://a,b/name?replicaSet=rs0`)."""
     parts = urlsplit(server_uri)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@pytest.fixture(autouse=True)
+def leaks_reported_by_the_test_that_made_them() -> Iterator[None]:
+    """Collect garbage after each test: an unclosed socket or client then fails the test that
+    left it (warnings are errors), not whichever test the collector happens to run in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,9 @@ import pytest
 
 from graphql_api.app import init_app
 from graphql_api.auth import TokenService
+from graphql_api.conversations.models import Conversation, Message
 from graphql_api.database import Db
+from graphql_api.keys import SERVICES
 from graphql_api.settings import Settings
 from tests.conftest import Api
 from tests.conversation_helpers import MARK_READ, create, send, user_id
@@ -246,3 +248,26 @@ async def test_a_deleted_unread_message_stops_counting(api: Api):
         "messages": 0,
         "notifications": 0,
     }
+
+
+async def test_a_deletion_cut_short_leaves_the_message_whole_and_its_retry_finishes_it(
+    api: Api, db: Db
+):
+    """The process died after the deletion retained the content and stopped counting the
+    message, before it emptied it: the message is still whole, and the user's retry ends with
+    exact unread counts (its numbers are not taken off twice)."""
+    conversation_id, message_id = await conversation_with_reply(api, "<p>Wrong client</p>")
+    await send(api, "alice", conversation_id, "<p>Third</p>")
+    conversations = api.http.app[SERVICES].conversations
+    conversation = Conversation.from_doc(await db.conversations.find_one({"_id": conversation_id}))
+    message = Message.from_doc(await db.messages.find_one({"_id": message_id}))
+    await conversations.stop_counting(conversation, message)  # the steps before the crash
+
+    shown = await message_in_history(api, "bob", conversation_id, message_id)
+    assert shown["bodyText"] == "Wrong client" and shown["deletedAt"] is None
+
+    await api.gql(DELETE_MESSAGE, {"id": message_id}, as_="alice")
+    shown = await message_in_history(api, "bob", conversation_id, message_id)
+    assert shown["bodyText"] == "" and shown["deletedAt"] is not None
+    unread = (await api.gql(HISTORY, {"id": conversation_id}, as_="bob"))["conversation"]
+    assert unread["unreadCount"] == 2  # the opening message and "Third"

@@ -100,14 +100,16 @@ class MessageEditor:
                     "only a practitioner, or its author within "
                     f"{_hours(self.window)} of sending, may delete this message"
                 )
-            # Retained first: if the process dies after it, the message is still whole, and a
-            # retry writes the same retained document again.
+            # Retained, then uncounted, then emptied: if the process dies before the last step
+            # the message is still whole and a retry does it all again (the same retained
+            # document; its numbers are read as a set). Emptied first, a crash would leave a
+            # deleted message counted as unread, which a retry (already deleted) never repairs.
             await self.db.retained_messages.replace_one(
                 {"_id": message.id}, retained_doc(message, viewer.id, now_ms), upsert=True
             )
+            await self.stop_counting(conversation, message)
             updated = await self._rewrite(message, deleted_fields(message, viewer.id, now_ms))
             if updated is not None:
-                await self.stop_counting(conversation, updated)
                 await refresh_search_text(self.db, conversation, [updated.id])
                 await self.notifications.mark_message_read(updated, conversation.participant_ids)
                 self.publisher.emit(MessageUpdated(updated))
