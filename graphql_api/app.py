@@ -12,19 +12,20 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pymongo
-from aiohttp import WSCloseCode, web
+from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, web
 from pymongo.errors import PyMongoError
 from pymongo.monitoring import CommandListener
-from strawberry.aiohttp.views import GraphQLView
+from strawberry.aiohttp.views import AiohttpWebSocketAdapter, GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from graphql_api import graphiql, metrics, sanitizer_pool
+from graphql_api import graphiql, json_codec, metrics, sanitizer_pool
 from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import WEBSOCKET_CREDENTIAL, warn_if_unbound
@@ -98,8 +99,22 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
+class FastJsonWebSocket(AiohttpWebSocketAdapter):
+    """Protocol messages encoded by `json_codec` (a shared event's payload once for all its
+    subscribers), sent as the text frames the protocols require."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_frame(json_codec.encode_frame(message), WSMsgType.TEXT)
+        except (RuntimeError, ClientConnectionResetError) as exc:
+            raise WebSocketDisconnected from exc
+
+
 class MessagerGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with the service's context and WebSocket authentication."""
+    """Strawberry's aiohttp view with the service's context and WebSocket authentication;
+    answers and frames encoded by `json_codec` (orjson)."""
+
+    websocket_adapter_class = FastJsonWebSocket  # type: ignore[assignment]
 
     def __init__(self, settings: Settings) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
@@ -130,6 +145,16 @@ class MessagerGraphQLView(GraphQLView[Context, None]):
             content_type="text/html",
             headers={"Content-Security-Policy": self.graphiql_policy},
         )
+
+    def encode_json(self, data: object) -> bytes:
+        return json_codec.encode(data)
+
+    def create_response(self, response_data: Any, sub_response: web.Response) -> web.Response:
+        # The encoded bytes as the body (Strawberry's own decodes them back into a str first).
+        sub_response.body = self.encode_json(response_data)
+        sub_response.content_type = "application/json"
+        sub_response.charset = "utf-8"
+        return sub_response
 
     def decode_json(self, data: str | bytes) -> object:
         try:

@@ -77,11 +77,13 @@ class Loaders:
 
     @cached_property
     def users(self) -> DataLoader[str, User | None]:
-        return DataLoader(_by_id(self._services.directory.users_by_ids))
+        # Through the user cache: authors and participants cost no command on a warm process.
+        return DataLoader(_by_id(self._services.directory.current_users))
 
     @cached_property
     def companies(self) -> DataLoader[str, Company | None]:
-        return DataLoader(_by_id(self._services.directory.companies_by_ids))
+        # Through the company cache, as users: no command on a warm process.
+        return DataLoader(_by_id(self._services.directory.current_companies))
 
     @cached_property
     def conversations(self) -> DataLoader[str, Conversation | None]:

@@ -43,22 +43,22 @@ async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[User]:
 @strawberry.type
 class Attachment:
     record: strawberry.Private[store.Attachment]
+    id: strawberry.ID
+    filename: str = strawberry.field(
+        description="Sanitized: no path parts, control or bidi characters."
+    )
+    content_type: str = strawberry.field(
+        description="Sniffed from the bytes, not taken from the uploader."
+    )
+    size: int = strawberry.field(description="Bytes.")
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
-
-    @strawberry.field(description="Sanitized: no path parts, control or bidi characters.")
-    def filename(self) -> str:
-        return self.record.filename
-
-    @strawberry.field(description="Sniffed from the bytes, not taken from the uploader.")
-    def content_type(self) -> str:
-        return self.record.content_type
-
-    @strawberry.field(description="Bytes.")
-    def size(self) -> int:
-        return self.record.size
+    def __init__(self, record: store.Attachment) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.filename = record.filename
+        self.content_type = record.content_type
+        self.size = record.size
 
     @strawberry.field(
         description="A signed download link for the viewer, valid 15 minutes, usable as a plain "
@@ -110,16 +110,39 @@ class ConversationEvent:
 @strawberry.type
 class Message:
     record: strawberry.Private[models.Message]
+    id: strawberry.ID
+    kind: MessageKind = strawberry.field(
+        description="MESSAGE, NOTE (internal: practitioners only) or EVENT (a timeline event)."
+    )
+    body: str = strawberry.field(description="Sanitized HTML (SPEC §6).")
+    body_text: str = strawberry.field(
+        description="Plain text of the body, for previews and notifications."
+    )
+    created_at: datetime
+    edited_at: datetime | None = strawberry.field(
+        description="When the body was last edited; null if never (SPEC §14)."
+    )
+    deleted_at: datetime | None = strawberry.field(
+        description="When the message was deleted; a deleted message has an empty body and "
+        "no attachments."
+    )
+
+    def __init__(self, record: models.Message) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.kind = record.kind
+        self.body = record.body
+        self.body_text = record.body_text
+        self.created_at = record.created_at
+        self.edited_at = record.edited_at
+        self.deleted_at = record.deleted_at
 
     @property
     def share_key(self) -> str:
         """Names this message's event for `schema.shared_events`: a message changes only by
         a rewrite (an edit, the deletion), which bumps its version."""
         return f"message:{self.record.id}@{self.record.version}"
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
 
     @strawberry.field(
         description="This message's cursor in `Conversation.messages`: pass it as `after` to "
@@ -128,12 +151,6 @@ class Message:
     )
     def cursor(self) -> str:
         return message_cursor(self.record.seq)
-
-    @strawberry.field(
-        description="MESSAGE, NOTE (internal: practitioners only) or EVENT (a timeline event)."
-    )
-    def kind(self) -> MessageKind:
-        return self.record.kind
 
     @strawberry.field(description="What changed, for a message of kind EVENT.")
     def event(self) -> ConversationEvent | None:
@@ -153,39 +170,16 @@ class Message:
         (author,) = await _load_users(info, [self.record.author_id], self.record.firm_id)
         return author
 
-    @strawberry.field(description="Sanitized HTML (SPEC §6).")
-    def body(self) -> str:
-        return self.record.body
-
-    @strawberry.field(description="Plain text of the body, for previews and notifications.")
-    def body_text(self) -> str:
-        return self.record.body_text
-
     @strawberry.field
     async def attachments(self, info: Info) -> list[Attachment]:
         found = await info.context.loaders.attachments.load_many(list(self.record.attachment_ids))
         return [Attachment(record=a) for a in found if a is not None]
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.record.created_at
-
-    @strawberry.field(description="When the body was last edited; null if never (SPEC §14).")
-    def edited_at(self) -> datetime | None:
-        return self.record.edited_at
 
     @strawberry.field(
         description="The earlier versions of an edited message, oldest first (empty once deleted)."
     )
     def revisions(self) -> list[MessageRevision]:
         return [MessageRevision(record=r) for r in self.record.revisions]
-
-    @strawberry.field(
-        description="When the message was deleted; a deleted message has an empty body and "
-        "no attachments."
-    )
-    def deleted_at(self) -> datetime | None:
-        return self.record.deleted_at
 
     @strawberry.field(description="Who deleted the message (its author or a practitioner).")
     async def deleted_by(self, info: Info) -> User | None:
@@ -267,14 +261,25 @@ MessageConnection = Connection[Message]
 @strawberry.type
 class Conversation:
     record: strawberry.Private[models.Conversation]
+    id: strawberry.ID
+    type: ConversationType
+    subject: str
+    created_at: datetime
+    status: ConversationStatus
+    client_visible: bool = strawberry.field(
+        description="Whether clients with the company in their favorites may read it "
+        "(COMPANY conversations; decided when participants are designated)."
+    )
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
-
-    @strawberry.field
-    def type(self) -> ConversationType:
-        return self.record.type
+    def __init__(self, record: models.Conversation) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.type = record.type
+        self.subject = record.subject
+        self.created_at = record.created_at
+        self.status = record.status
+        self.client_visible = record.client_visible
 
     @strawberry.field
     async def company(self, info: Info) -> Company | None:
@@ -282,10 +287,6 @@ class Conversation:
             return None
         company = await info.context.loaders.companies.load(self.record.company_id)
         return Company(record=company) if company else None
-
-    @strawberry.field
-    def subject(self) -> str:
-        return self.record.subject
 
     @strawberry.field
     async def participants(self, info: Info) -> list[User]:
@@ -296,17 +297,9 @@ class Conversation:
         (creator,) = await _load_users(info, [self.record.created_by], self.record.firm_id)
         return creator
 
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.record.created_at
-
     @strawberry.field(description="The time of the newest message the viewer may read.")
     def last_message_at(self, info: Info) -> datetime:
         return self.record.last_message_at(audience_of(info.context.viewer))
-
-    @strawberry.field
-    def status(self) -> ConversationStatus:
-        return self.record.status
 
     @strawberry.field(description="The practitioner in charge, a participant.")
     async def assignee(self, info: Info) -> User | None:
@@ -323,13 +316,6 @@ class Conversation:
     @strawberry.field(description="Whether the viewer muted it (no notifications).")
     def muted(self, info: Info) -> bool:
         return info.context.viewer.id in self.record.muted_by
-
-    @strawberry.field(
-        description="Whether clients with the company in their favorites may read it "
-        "(COMPANY conversations; decided when participants are designated)."
-    )
-    def client_visible(self) -> bool:
-        return self.record.client_visible
 
     @strawberry.field(**guarded(ReadConversation))
     async def last_message(self, info: Info) -> Message | None:

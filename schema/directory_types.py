@@ -18,14 +18,14 @@ from schema.enums import UserKind
 @strawberry.type
 class Company:
     record: strawberry.Private[models.Company]
+    id: strawberry.ID
+    name: str
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.record.id))
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.record.name
+    def __init__(self, record: models.Company) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(str(record.id))
+        self.name = record.name
 
     @strawberry.field(description="Whether the company is one of the viewer's favorites.")
     def is_favorite(self, info: Info) -> bool:
@@ -35,22 +35,18 @@ class Company:
 @strawberry.type
 class User:
     record: strawberry.Private[models.User]
+    id: strawberry.ID
+    name: str
+    email: str
+    kind: UserKind
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.record.id))
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.record.name
-
-    @strawberry.field
-    def email(self) -> str:
-        return self.record.email
-
-    @strawberry.field
-    def kind(self) -> UserKind:
-        return self.record.kind
+    def __init__(self, record: models.User) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(str(record.id))
+        self.name = record.name
+        self.email = record.email
+        self.kind = record.kind
 
     @strawberry.field(
         description="The companies the user is a client of (none for a practitioner)."

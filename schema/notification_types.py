@@ -22,10 +22,16 @@ from schema.pagination import Connection
 @strawberry.type
 class Notification:
     record: strawberry.Private[models.Notification]
+    id: strawberry.ID
+    created_at: datetime
+    read_at: datetime | None
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.record.id)
+    def __init__(self, record: models.Notification) -> None:
+        # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
+        self.record = record
+        self.id = strawberry.ID(record.id)
+        self.created_at = record.created_at
+        self.read_at = record.read_at
 
     @strawberry.field
     async def conversation(self, info: Info) -> Conversation:
@@ -45,14 +51,6 @@ class Notification:
         ):
             raise NotFound("message not found")
         return Message(record=message)
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.record.created_at
-
-    @strawberry.field
-    def read_at(self) -> datetime | None:
-        return self.record.read_at
 
 
 NotificationConnection = Connection[Notification]

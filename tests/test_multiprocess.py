@@ -562,6 +562,41 @@ async def test_a_client_removed_from_its_company_by_messager_import_stops_readin
                 await bob.close()
 
 
+COMPANY_NAMES = "{ conversations { edges { node { company { name } } } } }"
+NAME_CHANGE_WAIT_SECONDS = 30.0
+"""How long the test waits for the serve process's change stream to report a rename."""
+
+
+async def test_a_company_renamed_by_messager_import_shows_its_new_name_on_a_warm_serve(
+    tmp_path, mongo_uri
+):
+    # The serve process keeps companies in its cache: the import, another process, must
+    # still reach it (through the companies change stream), as the favorites do.
+    env = cli_env(tmp_path / "data", mongo_uri)
+    with serving(env=env, log_dir=tmp_path, name="serve", port=free_port()) as serve:
+        ids, tokens = await import_live_directory(mongo_uri)
+        await serve.until_healthy()
+        async with aiohttp.ClientSession() as session:
+            await bakery_conversation(session, serve, ids, tokens["alice"], "bob")
+
+            async def names() -> list[str]:
+                data = await gql(session, serve, tokens["alice"], COMPANY_NAMES, {})
+                return [e["node"]["company"]["name"] for e in data["conversations"]["edges"]]
+
+            assert await names() == ["Martin Bakery"]  # read, and now kept
+            directory = copy.deepcopy(LIVE_DIRECTORY)
+            directory["companies"][0]["name"] = "Martin Bakery & Sons"
+            file = write_json(tmp_path / "directory.json", directory)
+            imported = await messager("import", str(file), env=env, cwd=tmp_path)
+            assert imported.returncode == 0, imported.stderr
+            deadline = time.monotonic() + NAME_CHANGE_WAIT_SECONDS
+            shown = await names()
+            while shown == ["Martin Bakery"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                shown = await names()
+            assert shown == ["Martin Bakery & Sons"]
+
+
 # -- Notes and lifecycle changes across processes (SPEC §13) --------------------------------------
 
 KIND_ADDED = """

@@ -23,7 +23,9 @@ from tests.ws_client import next_message
 # Fragments and an inline fragment: the shared path must read selections written every way.
 CHAT_VIEW = """
 subscription($c: ID!) { messageAdded(conversationId: $c) { ...Line } }
-fragment Line on Message { id bodyText ... on Message { author { id name } } }
+fragment Line on Message {
+  id bodyText ... on Message { author { id name } attachments { filename } }
+}
 """
 WITH_LINKS = """
 subscription($c: ID!) { messageAdded(conversationId: $c) { id attachments { filename url } } }
@@ -37,9 +39,10 @@ SEND = """mutation($input: SendMessageInput!) { sendMessage(input: $input) {
 
 @pytest.fixture
 async def counted_api(aiohttp_client: Any, settings, ids) -> tuple[Api, CountingListener]:
-    # Finds on the users collection: the author lookups of deliveries.
+    # Finds on the attachments collection: the attachment lookups of deliveries (authors come
+    # from the process's user cache, which costs no command whether shared or not).
     lookups = CountingListener(
-        lambda event: event.command_name == "find" and event.command.get("find") == "users"
+        lambda event: event.command_name == "find" and event.command.get("find") == "attachments"
     )
     http = await aiohttp_client(init_app(settings, mongo_listeners=[lookups]))
     return Api(http=http, tokens=TokenService(settings), ids=ids), lookups
@@ -56,15 +59,25 @@ async def test_a_message_reaching_many_subscribers_loads_its_author_once(counted
         await api.gql(
             SEND, {"input": {"conversationId": cid, "body": "<p>Invoices</p>"}}, as_="bob"
         )
-        lookups.count = 0  # what follows the answer is the delivery alone
+        attachment = await uploaded(api, "bob", b"receipts", filename="receipts.txt")
+        lookups.count = 0
         answer = await api.gql(
-            SEND, {"input": {"conversationId": cid, "body": "<p>Receipts</p>"}}, as_="bob"
+            SEND,
+            {
+                "input": {
+                    "conversationId": cid,
+                    "body": "<p>Receipts</p>",
+                    "attachmentIds": [attachment["id"]],
+                }
+            },
+            as_="bob",
         )
         expected = {
             "messageAdded": {
                 "id": answer["sendMessage"]["id"],
                 "bodyText": "Receipts",
                 "author": {"id": uid(api, "bob"), "name": answer["sendMessage"]["author"]["name"]},
+                "attachments": [{"filename": "receipts.txt"}],
             }
         }
         for ws, operation in zip(sockets, operations, strict=True):
@@ -72,9 +85,8 @@ async def test_a_message_reaching_many_subscribers_loads_its_author_once(counted
             assert await ws.receive() == next_message(operation, expected)
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets))
-    # The mutation's own `author` (1; the sender's token costs none, its user is in the user
-    # cache), then one lookup shared by the nine deliveries, where each subscriber used to load
-    # the author itself (9).
+    # The mutation's own (1: the attachment's name goes into the search fields), then one
+    # lookup shared by the nine deliveries, where each subscriber used to load it itself (9).
     assert lookups.count == 2
 
 

@@ -125,3 +125,36 @@ async def test_a_favorites_write_of_this_process_evicts_its_user_at_once(reads, 
     company = (await reads.directory.companies_by_ids([bakery]))[bakery]
     await reads.directory.remove_favorite(viewer, company)
     assert (await reads.directory.current_user(alice)).favorite_company_ids == frozenset()
+
+
+async def test_many_users_cost_one_read_for_those_not_kept_and_none_once_kept(reads, db, ids):
+    alice, bob, paul = (ids["users"][k] for k in ("alice", "bob", "paul"))
+    unknown = "0123456789abcdef01234567"
+    cache_of(reads).serve()
+    await reads.directory.current_user(alice)  # kept: one read
+    found = await reads.directory.current_users([bob, alice, unknown, paul, bob])
+    assert (sorted(found), reads.count) == (sorted([alice, bob, paul]), 2)
+    again = await reads.directory.current_users([paul, bob, alice])
+    assert (again == {k: found[k] for k in (alice, bob, paul)}, reads.count) == (True, 2)
+    await rename(db, bob, "Bob Changed")
+    cache_of(reads).evict(bob)  # what the change stream does
+    assert (await reads.directory.current_users([bob, alice]))[bob].name == "Bob Changed"
+    assert reads.count == 3
+
+
+async def test_many_users_read_while_one_is_evicted_do_not_keep_it(reads, db, ids):
+    alice, bob = ids["users"]["alice"], ids["users"]["bob"]
+    cache_of(reads).serve()
+    in_flight = asyncio.ensure_future(reads.directory.current_users([alice, bob]))
+    await asyncio.sleep(0)  # the read has started, and waits for the database
+    cache_of(reads).evict(bob)  # a change reported meanwhile: the read may predate it
+    assert (await in_flight)[bob].name == "Bob Martin"
+    assert (alice in cache_of(reads), bob in cache_of(reads)) == (True, False)
+
+
+async def test_many_users_without_a_change_stream_always_go_to_the_database(reads, db, ids):
+    alice, bob = ids["users"]["alice"], ids["users"]["bob"]
+    await reads.directory.current_users([alice, bob])
+    await rename(db, bob, "Bob Elsewhere")  # as another process, which nobody reports
+    second = await reads.directory.current_users([alice, bob])
+    assert (second[bob].name, reads.count, len(cache_of(reads))) == ("Bob Elsewhere", 2, 0)

@@ -16,7 +16,7 @@ from pymongo import ReturnDocument
 
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
-from graphql_api.directory.user_cache import UserCache
+from graphql_api.directory.user_cache import CompanyCache, UserCache
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.policy import visible_companies_filter
 from graphql_api.text import require_unicode
@@ -45,7 +45,10 @@ class Directory:
         cached_users: int = 0,
     ) -> None:
         self.db = db
-        self.cache = UserCache(self.user_by_id, max_users=cached_users)
+        self.cache = UserCache(self.user_by_id, max_users=cached_users, load_many=self.users_by_ids)
+        self.company_cache = CompanyCache(
+            self._company_by_id, max_users=cached_users, load_many=self.companies_by_ids
+        )
         # Live subscriptions re-check access with the new favorites at once (the change stream
         # tells the other processes).
         self._on_user_changed = on_user_changed
@@ -63,9 +66,25 @@ class Directory:
         doc = await self.db.users.find_one({"email": email.strip().lower()})
         return User.from_doc(doc) if doc else None
 
+    async def current_users(self, ids: Iterable[str]) -> dict[str, User]:
+        """The users as stored now, from the cache when it may serve: what the schema shows
+        of authors and participants (one command for those not kept, none on a warm process)."""
+        wanted = list(dict.fromkeys(ids))
+        found = await self.cache.get_many(wanted)
+        return {user.id: user for user in found if user is not None}
+
     async def users_by_ids(self, ids: Iterable[str]) -> dict[str, User]:
         docs = await self.db.users.find({"_id": {"$in": list(ids)}}).to_list()
         return {doc["_id"]: User.from_doc(doc) for doc in docs}
+
+    async def current_companies(self, ids: Iterable[str]) -> dict[str, Company]:
+        """The companies as stored now, from the cache when it may serve (no command on a warm
+        process)."""
+        found = await self.company_cache.get_many(list(dict.fromkeys(ids)))
+        return {company.id: company for company in found if company is not None}
+
+    async def _company_by_id(self, company_id: str) -> Company | None:
+        return (await self.companies_by_ids([company_id])).get(company_id)
 
     async def companies_by_ids(self, ids: Iterable[str]) -> dict[str, Company]:
         docs = await self.db.companies.find({"_id": {"$in": list(ids)}}).to_list()

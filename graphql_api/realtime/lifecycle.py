@@ -47,7 +47,10 @@ class LiveEvents:
             write_concern=services.settings.write_concern_setting,
         )
         self.source = ChangeStreamSource(
-            database_of(self.client), services.hub, services.directory.cache
+            database_of(self.client),
+            services.hub,
+            services.directory.cache,
+            services.directory.company_cache,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -35,7 +35,8 @@ once unchanged. Read marks are published from the change itself (ids and a numbe
 The `users` stream reports updates, replaces and deletes (not inserts: a user nobody has read
 yet is in no cache). Each evicts the user from this process's user cache, then publishes
 `UserChanged` so that live subscriptions re-read their viewer: the cache serves users only while
-this stream is open (`directory/user_cache.py`).
+this stream is open (`directory/user_cache.py`). The `companies` stream does the same for the
+company cache, and publishes nothing.
 
 The re-read filters by the change's `documentKey`, which holds the shard key on a sharded
 cluster: one shard answers.
@@ -61,7 +62,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from graphql_api.conversations.models import Conversation, Message, MessageKind
 from graphql_api.database import Db, Document
-from graphql_api.directory.user_cache import UserCache
+from graphql_api.directory.user_cache import CompanyCache, UserCache
 from graphql_api.notifications.models import Notification
 from graphql_api.notifications.service import notification_docs
 from graphql_api.realtime.events import (
@@ -156,6 +157,8 @@ _COLLECTIONS: dict[str, tuple[list[str], _Loader]] = {
     ),
     "read_marks": (_INSERTS_AND_UPDATES, lambda doc: _read_state_changed(doc)),
     "users": (_USER_CHANGES, lambda doc: UserChanged(doc["_id"])),
+    # Only evicts from the company cache (`_publish`): nothing is published.
+    "companies": (_USER_CHANGES, lambda doc: UserChanged(doc["_id"])),
 }
 
 
@@ -194,11 +197,19 @@ async def _no_load(user_id: str) -> None:
 class ChangeStreamSource:
     """Watches the product's collections and publishes their events to the hub."""
 
-    def __init__(self, db: Db, hub: EventHub, users: UserCache | None = None) -> None:
+    def __init__(
+        self,
+        db: Db,
+        hub: EventHub,
+        users: UserCache | None = None,
+        companies: CompanyCache | None = None,
+    ) -> None:
         self.db = db
         self.hub = hub
         # The process's user cache, which serves only while the users stream is open.
         self.users = users if users is not None else UserCache(_no_load, max_users=0)
+        # Likewise the company cache, while the companies stream is open.
+        self.companies = companies if companies is not None else CompanyCache(_no_load, max_users=0)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self._opened: set[str] = set()
@@ -218,6 +229,7 @@ class ChangeStreamSource:
         if not self._tasks:
             return
         self.users.stop_serving()
+        self.companies.stop_serving()
         for task in self._tasks:
             task.cancel()
         # Bounded: a watcher cancelled inside PyMongo's server selection may never finish
@@ -279,6 +291,8 @@ class ChangeStreamSource:
     def _mark_open(self, name: str) -> None:
         if name == "users":
             self.users.serve()
+        if name == "companies":
+            self.companies.serve()
         self._opened.add(name)
         if len(self._opened) >= len(_COLLECTIONS):
             self.ready.set()
@@ -287,11 +301,15 @@ class ChangeStreamSource:
         if name == "users":
             # Other processes' changes to users no longer reach this one: keep none.
             self.users.stop_serving()
+        if name == "companies":
+            self.companies.stop_serving()
 
     def _resynchronise(self, name: str) -> None:
         """Events of `name` were lost: caches forget, then every subscriber here re-reads."""
         if name == "users":
             self.users.clear()
+        if name == "companies":
+            self.companies.clear()
         for forget in self.on_resync:
             forget(name)
         for topic in self.hub.topics():
@@ -301,6 +319,12 @@ class ChangeStreamSource:
         key = change.get("documentKey", {}).get("_id")
         if name == "users":
             self._user_changed(None if key is None else str(key))
+            return
+        if name == "companies":
+            if key is None:
+                self.companies.clear()
+            else:
+                self.companies.evict(str(key))
             return
         if key is None:
             return
