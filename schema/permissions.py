@@ -16,6 +16,8 @@ arguments:
   lists and per event for subscriptions.
 - DESIGNATE_PARTICIPANTS: the company, when given, is one the viewer may pick; every designated
   user is checked against the designation filter by the service.
+- ADMIN: the viewer is an admin of its firm (FORBIDDEN otherwise); the field answers its firm's
+  records only, and an id of another firm answers NOT_FOUND.
 
 The conversation or company that a guard loads goes through the operation's dataloaders, so the
 resolver that runs next reads it from there without another query.
@@ -33,7 +35,7 @@ from strawberry.schema_directive import Location
 
 from graphql_api.conversations import models
 from graphql_api.errors import NotFound
-from graphql_api.policy import can_read
+from graphql_api.policy import can_read, require_admin
 
 
 @strawberry.enum(name="AccessPolicy", description="The rules of the access policy.")
@@ -58,6 +60,9 @@ class AccessRule(enum.Enum):
     DESIGNATE_PARTICIPANTS = strawberry.enum_value(
         "DESIGNATE_PARTICIPANTS",
         description="The company is one the viewer may pick; every participant is designatable.",
+    )
+    ADMIN = strawberry.enum_value(
+        "ADMIN", description="An admin of the viewer's firm; only the firm's records."
     )
 
 
@@ -94,6 +99,14 @@ class VisibleCompanies(AccessPermission):
 
 class ReadableConversations(AccessPermission):
     rule = AccessRule.READABLE_CONVERSATIONS
+
+
+class Admin(AccessPermission):
+    rule = AccessRule.ADMIN
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        require_admin(info.context.viewer)  # raises FORBIDDEN (UNAUTHENTICATED without a token)
+        return True
 
 
 class SeeCompany(AccessPermission):
