@@ -71,7 +71,10 @@ Db = AsyncDatabase[Document]
 # equality implies `{$exists: true}` but never `{$type: ...}`. Every unique index starts with its
 # collection's shard key (`graphql_api/sharding.py`, checked by `tests/test_sharding.py`).
 INDEXES: dict[str, list[IndexModel]] = {
-    "firms": [IndexModel([("key", ASCENDING)], unique=True, name="key_unique")],
+    "firms": [
+        IndexModel([("key", ASCENDING)], unique=True, name="key_unique"),
+        IndexModel([("retention_years", ASCENDING)], name="retention"),  # compliance/retention.py
+    ],
     "companies": [
         IndexModel([("firm_id", ASCENDING), ("key", ASCENDING)], unique=True, name="firm_key"),
         IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
@@ -83,6 +86,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
         IndexModel([("notification_settings.email", ASCENDING)], name="email_frequency"),
         IndexModel([("audit_pending_ms", ASCENDING)], name="audit_pending"),
+        IndexModel([("erasing_since_ms", ASCENDING)], name="erasing"),  # compliance/erasure.py
     ],
     "conversations": [
         # The inbox: newest activity first, then `_id` (its tie-breaker and cursor).

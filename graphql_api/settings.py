@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     """How long a write may still be in progress on a live process: the recovery completes or
     undoes only what is older (far above `db_timeout_ms`, the deadline of each step)."""
 
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often conversations past their firm's `retentionYears` are looked for and purged
+    (SPEC §17; it also runs at start-up)."""
+
     rate_limits: bool = True
     """Per-user limits on writes; benchmarks that flood on purpose turn them off."""
     messages_per_minute: float = Field(default=120, gt=0)

@@ -21,6 +21,7 @@ behind its back visible.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 from graphql_api import clock
 from graphql_api.compliance import chain
 from graphql_api.database import Db, Document
+from graphql_api.directory.models import User
 from graphql_api.ids import new_id
 
 PENDING = "pending_audit"
@@ -44,6 +46,12 @@ PENDING_COLLECTIONS: dict[str, tuple[str, ...]] = {
     "users": (),
 }
 MAX_PENDING_PER_RUN = 1000
+
+
+CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "client_address", default="unknown"
+)
+"""The address of the client whose request is being served (set by the HTTP middleware)."""
 
 
 class AuditAction(enum.StrEnum):
@@ -67,6 +75,11 @@ class Actor:
 
     user_id: str | None
     address: str
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        """The user of the request being served, from its client address."""
+        return cls(user.id, CLIENT_ADDRESS.get())
 
     @classmethod
     def command_line(cls) -> Actor:
