@@ -29,6 +29,7 @@ from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import WEBSOCKET_CREDENTIAL, warn_if_unbound
 from graphql_api.body_timeout import body_timeout_middleware
+from graphql_api.compliance import http as compliance_http
 from graphql_api.compliance.audit import CLIENT_ADDRESS
 from graphql_api.compliance.retention import retention_ctx
 from graphql_api.context import Context, authenticate_until, build_context
@@ -372,6 +373,9 @@ def init_app(
     ]
     routes.append(app.router.add_post("/attachments", attachments_http.upload))
     routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
+    routes.append(
+        app.router.add_get("/companies/{company_id}/export", compliance_http.export_company)
+    )
     if settings.introspection_enabled:
         graphiql.add_routes(app)
     if settings.metrics:

@@ -139,6 +139,25 @@ async def record(db: Db, entry: Document) -> Document:
     return await chain.append(db, entry)
 
 
+async def record_download(db: Db, viewer: User, attachment: Any, byte_range: str | None) -> None:
+    """Record that `viewer` downloads a conversation's file (`attachments.store.Attachment`)."""
+    conversation = await db.conversations.find_one(
+        {"_id": attachment.conversation_id, "firm_id": {"$eq": viewer.firm_id}}, {"company_id": 1}
+    )
+    details: dict[str, Any] = {"attachmentId": attachment.id, "filename": attachment.filename}
+    if byte_range:
+        details["range"] = byte_range[:100]
+    entry = new_entry(
+        viewer.firm_id,
+        Actor.of(viewer),
+        AuditAction.ATTACHMENT_DOWNLOADED,
+        conversation_id=attachment.conversation_id,
+        company_id=(conversation or {}).get("company_id"),
+        details=details,
+    )
+    await record(db, entry)
+
+
 async def commit(db: Db, collection: str, key: Document, entry: Document) -> None:
     """Chain an entry the action's write carried, then take it off the document (`key`: the
     document's `_id` and shard key)."""

@@ -170,6 +170,3 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(_purge_forever(app), name="retention")
     yield
     await cancel_and_wait(task, "the retention purge task")
-
-
-
