@@ -95,7 +95,7 @@ async def finish_erasures(db: Db, attachments: AttachmentStore, cutoff_ms: int) 
 
 async def _finish(db: Db, attachments: AttachmentStore, user_id: str) -> int:
     """Steps 2 and 3 for a user marked `erasing`; answer how many messages were emptied."""
-    doc = await db.users.find_one({"_id": user_id, "erasing": True})
+    doc = await db.users.find_one({"_id": user_id, "erasing_since_ms": {"$gte": 0}})
     if doc is None:
         return 0  # finished by another process
     by_user = {"user_id": {"$eq": user_id}}
@@ -109,7 +109,7 @@ async def _finish(db: Db, attachments: AttachmentStore, user_id: str) -> int:
     emptied = await _empty_messages(db, attachments, user_id) if doc.get("delete_messages") else 0
     for entry in (doc.get(audit.PENDING) or {}).values():
         await chain.append(db, entry)
-    await db.users.delete_one({"_id": user_id, "erasing": True})
+    await db.users.delete_one({"_id": user_id, "erasing_since_ms": {"$gte": 0}})
     return emptied
 
 

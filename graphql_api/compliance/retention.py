@@ -70,12 +70,11 @@ async def purge_once(db: Db, attachments: AttachmentStore, now: datetime | None 
 
 
 async def _purge_firm(db: Db, attachments: AttachmentStore, firm_id: str, cutoff: int) -> int:
-    held = [
+    held = {
         doc["_id"]
-        async for doc in db.companies.find(
-            {"firm_id": {"$eq": firm_id}, "legal_hold": {"$eq": True}}, {"_id": 1}
-        )
-    ]
+        async for doc in db.companies.find({"firm_id": {"$eq": firm_id}}, {"legal_hold": 1})
+        if doc.get("legal_hold")  # (the embedded server answers a stored `true` as 1)
+    }
     expired = (
         await db.conversations.find(
             {"firm_id": {"$eq": firm_id}, "last_activity_ms": {"$lt": cutoff}},

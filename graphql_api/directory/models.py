@@ -73,7 +73,8 @@ class User:
             company_ids=frozenset(doc.get("company_ids", ())),
             favorite_company_ids=frozenset(doc.get("favorite_company_ids", ())),
             locale=doc.get("locale") if doc.get("locale") in LOCALES else DEFAULT_LOCALE,
-            is_admin=doc.get("admin") is True and doc["kind"] == UserKind.PRACTITIONER.value,
+            # The embedded server answers a stored `true` as 1.
+            is_admin=bool(doc.get("admin")) and doc["kind"] == UserKind.PRACTITIONER.value,
         )
 
 
