@@ -10,7 +10,8 @@ Appending takes the firm's head document (`audit_chains {_id: firm_id, seq, hash
 moves it forward with a compare-and-set on `seq`, the new record riding in the same write as
 `pending`; the record is then inserted into `audit_log` by its `_id` (idempotent). Whoever next
 reads the head inserts its `pending` record first, so a process that died between the two writes
-loses nothing, and two processes never take the same number. Appending an entry whose `_id` is in
+loses nothing, and two processes never take the same number; once stored, the head lets the
+record go (a record removed later is then missing, never restored). Appending an entry whose `_id` is in
 the log already does nothing: completing a pending entry twice leaves one record.
 
     record = await append(db, entry)        # entry: the fields of `AuditEntry` but the chain's
@@ -77,6 +78,11 @@ async def append(db: Db, entry: Document) -> Document:
         record["hash"] = content_hash(record)
         if await _advance(db, firm_id, int(head["seq"]), record):
             await _store(db, record)
+            # Stored: the head stops carrying it (unless another append moved it meanwhile), so
+            # that a record removed later is missing, not silently stored again.
+            await db.audit_chains.update_one(
+                {"_id": firm_id, "seq": record["seq"]}, {"$unset": {"pending": ""}}
+            )
             return record
     raise ChainContention(f"the audit chain of firm {firm_id} is too busy; try again")
 
