@@ -11,8 +11,8 @@ moves it forward with a compare-and-set on `seq`, the new record riding in the s
 `pending`; the record is then inserted into `audit_log` by its `_id` (idempotent). Whoever next
 reads the head inserts its `pending` record first, so a process that died between the two writes
 loses nothing, and two processes never take the same number; once stored, the head lets the
-record go (a record removed later is then missing, never restored). Appending an entry whose `_id` is in
-the log already does nothing: completing a pending entry twice leaves one record.
+record go (a record removed later is then missing, never restored). Appending an entry whose
+`_id` is in the log already does nothing: completing a pending entry twice leaves one record.
 
     record = await append(db, entry)        # entry: the fields of `AuditEntry` but the chain's
     problem = await verify_firm(db, firm)   # None, or the first record that is wrong
