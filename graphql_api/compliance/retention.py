@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiohttp import web
-from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
 from graphql_api import clock
@@ -89,11 +88,12 @@ async def _purge_firm(db: Db, attachments: AttachmentStore, firm_id: str, cutoff
         if conversation.get("company_id") in held:
             continue  # legal hold: kept whatever its age
         job = await _begin(db, conversation, cutoff)
-        purged += await _finish(db, attachments, job)
+        if job is not None:
+            purged += await _finish(db, attachments, job)
     return purged
 
 
-async def _begin(db: Db, conversation: Document, cutoff: int) -> Document:
+async def _begin(db: Db, conversation: Document, cutoff: int) -> Document | None:
     entry = audit.new_entry(
         conversation["firm_id"],
         audit.Actor.system(),
@@ -106,7 +106,7 @@ async def _begin(db: Db, conversation: Document, cutoff: int) -> Document:
             "messages": conversation.get("message_count"),
         },
     )
-    job = await db.purges.find_one_and_update(
+    await db.purges.update_one(
         {"_id": conversation["_id"]},
         {
             "$setOnInsert": {
@@ -117,9 +117,10 @@ async def _begin(db: Db, conversation: Document, cutoff: int) -> Document:
             }
         },
         upsert=True,
-        return_document=ReturnDocument.AFTER,
     )
-    return job
+    # Read back (what this or another process recorded first): the embedded server's
+    # find-and-modify answers an upsert without its `$setOnInsert` fields.
+    return await db.purges.find_one({"_id": conversation["_id"]})  # None: finished meanwhile
 
 
 async def _finish(db: Db, attachments: AttachmentStore, job: Document) -> int:
