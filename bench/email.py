@@ -125,7 +125,7 @@ def write_notifications(uri: str, ids: dict[str, dict[str, str]], per_user: int)
                 created_by=alice,
                 created_at=at,
                 first_message_id=message_ids[0],
-                client_visible=False,
+                client_visible_by=[],
                 client_message_id=None,
             )
         )

@@ -26,11 +26,12 @@ from graphql_api.attachments.store import Attachment
 from graphql_api.auth import HTTP_CREDENTIAL
 from graphql_api.conversations.history import HistoryRequest
 from graphql_api.conversations.models import Conversation, Message, MessageRef
+from graphql_api.conversations.read_marks import ReadMark
 from graphql_api.directory.models import Company, User
 from graphql_api.errors import ApiError, InternalError, ServiceUnavailable, Unauthenticated
 from graphql_api.ids import try_parse_id
 from graphql_api.pagination import Page
-from graphql_api.policy import can_read, can_see_company
+from graphql_api.policy import can_read, can_read_message, can_see_company
 from graphql_api.realtime.streams import SubscriptionSlots
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,44 @@ class Loaders:
             return await conversations.history_pages(requests, in_flight)
 
         return DataLoader(load, cache=False)
+
+    @cached_property
+    def messages_by_id(self) -> DataLoader[str, Message | None]:
+        """By id alone, within the viewer's firm (what `editMessage` and `deleteMessage`
+        name)."""
+        conversations = self._services.conversations
+
+        async def fetch(ids: list[str]) -> dict[str, Message]:
+            return await conversations.messages_by_ids(self._viewer().firm_id, ids)
+
+        return DataLoader(_by_id(fetch))
+
+    @cached_property
+    def read_marks(self) -> DataLoader[Conversation, dict[str, ReadMark]]:
+        """The participants' read marks per conversation (receipts), one query for all the
+        conversations of the operation."""
+        conversations = self._services.conversations
+
+        async def load(items: list[Conversation]) -> list[dict[str, ReadMark]]:
+            found = await conversations.read_marks_of(items)
+            return [found.get(c.id, {}) for c in items]
+
+        return DataLoader(load, cache_key_fn=lambda c: c.id)
+
+    @cached_property
+    def last_readable(self) -> DataLoader[tuple[str, int], Message | None]:
+        """(conversation id, seq) -> the newest message the viewer may read at or before it."""
+        conversations = self._services.conversations
+
+        async def load(keys: list[tuple[str, int]]) -> list[Message | None]:
+            viewer = self._viewer()
+            return list(
+                await asyncio.gather(
+                    *(conversations.last_readable_at(viewer, c, seq) for c, seq in keys)
+                )
+            )
+
+        return DataLoader(load)
 
     @cached_property
     def unread_counts(self) -> DataLoader[Conversation, int]:
@@ -201,6 +240,21 @@ class Context:
         oid = try_parse_id(conversation_id)
         found = await self.loaders.conversations.load(oid) if oid else None
         return found if found is not None and can_read(viewer, found) else None
+
+    async def readable_message(self, message_id: object) -> tuple[Conversation, Message] | None:
+        """The message with that id and its conversation if the viewer may read it
+        (`policy.can_read_message`); loaded once per operation for the guard and the resolver."""
+        viewer = self.viewer
+        oid = try_parse_id(message_id)
+        if oid is None:
+            return None
+        message = await self.loaders.messages_by_id.load(oid)
+        if message is None:
+            return None
+        conversation = await self.loaders.conversations.load(message.conversation_id)
+        if conversation is None or not can_read_message(viewer, conversation, message):
+            return None
+        return conversation, message
 
     async def visible_company(self, company_id: object) -> Company | None:
         """The company with that id if the viewer may see it (`policy.can_see_company`)."""

@@ -109,6 +109,26 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="inbox_company_activity_id",
         ),
+        # A client's inbox sorts by the clients' activity (notes never move it: SPEC §13).
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("participant_ids", ASCENDING),
+                ("client_activity_ms", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="inbox_participant_client_activity_id",
+        ),
+        IndexModel(
+            [
+                ("firm_id", ASCENDING),
+                ("company_id", ASCENDING),
+                ("type", ASCENDING),
+                ("client_activity_ms", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="inbox_company_client_activity_id",
+        ),
         # The recovery's walk over recently active conversations (conversations/recovery.py).
         IndexModel([("last_activity_ms", ASCENDING)], name="activity"),
         # Retention (graphql_api/compliance/retention.py): a firm's conversations past it.
@@ -170,6 +190,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         # Email planning: the unread notifications created in one delay window.
         IndexModel([("unread", ASCENDING), ("created_ms", ASCENDING)], name="email_due"),
         # The retention purge removes a conversation's notifications.
+        IndexModel([("conversation_id", ASCENDING)], name="conversation"),
+    ],
+    # What deletions took off messages, read only by the admin export (SPEC §17), per firm.
+    "retained_messages": [
+        IndexModel([("firm_id", ASCENDING), ("deleted_ms", ASCENDING)], name="firm_deleted"),
+        # The retention purge removes a conversation's (compliance/retention.py).
         IndexModel([("conversation_id", ASCENDING)], name="conversation"),
     ],
     "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents

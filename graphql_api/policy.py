@@ -10,11 +10,15 @@ this module decides access; `schema/permissions.py` names these rules on the sch
 - Conversations (SPEC §3): `can_read`, `readable_branches` / `readable_filter`,
   `fetch_readable`, `require_readable`, `filter_readable`; for notifications of conversations,
   `readable_notifications_filter`.
-- Messages: `can_read_message`, `readable_messages_filter` — the per-message rule beside the
-  per-conversation one (today every message of a readable conversation is readable).
+- Messages (SPEC §13): `can_read_message`, `readable_messages_filter`, `audience_of` — the
+  per-message rule beside the per-conversation one: internal notes are for practitioners only.
 - Search (SPEC §16): `read_grants` / `viewer_read_grants`, the conversation rule restated as
   tokens (a message is readable by a viewer holding one of its conversation's tokens), and
   `searchable_messages_filter`, which a `$text` query on messages carries whole.
+- Lifecycle (SPEC §13): `can_manage` (status, assignee, notes, removing others),
+  `may_remove_participant`, `client_visibility_sources`.
+- Edits and deletions (SPEC §14): `can_edit_message`, `can_delete_message`.
+- Read receipts (SPEC §14): `can_see_receipt_of`, `can_see_receipt_on`, `visible_read_states`.
 - Designation (SPEC §4): `eligible_participants_filter`.
 - Attachments (SPEC §7): `can_download`.
 - Compliance (SPEC §17): `can_administer`, `require_admin`, `fetch_administered_company`: the
@@ -34,10 +38,18 @@ Favorites are read from the viewer as loaded for this request, so changes take e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from graphql_api.attachments.store import Attachment, AttachmentState
-from graphql_api.conversations.models import COMPANY_KINDS, Conversation, ConversationType, Message
+from graphql_api.conversations.models import (
+    COMPANY_KINDS,
+    Audience,
+    Conversation,
+    ConversationType,
+    Message,
+    MessageKind,
+)
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User, UserKind
 from graphql_api.errors import Forbidden, NotFound
@@ -100,11 +112,24 @@ def can_read(viewer: User, conversation: Conversation) -> bool:
 def is_client_visible(
     kind: ConversationType, company_id: str | None, participants: Iterable[User]
 ) -> bool:
-    """Whether a COMPANY conversation is client-visible: decided once, when its participants are
+    """Whether a COMPANY conversation is client-visible: decided when its participants are
     designated, from whether one of them is a client with the company in its favorites."""
-    return kind is ConversationType.COMPANY and any(
-        user.is_client and company_id in user.favorite_company_ids for user in participants
-    )
+    return bool(client_visibility_sources(kind, company_id, participants))
+
+
+def client_visibility_sources(
+    kind: ConversationType, company_id: str | None, participants: Iterable[User]
+) -> list[str]:
+    """The designated participants that make a COMPANY conversation client-visible: clients with
+    the company in their favorites at the moment they are designated. The conversation stays
+    client-visible while one of them is still a participant (SPEC §13)."""
+    if kind is not ConversationType.COMPANY:
+        return []
+    return [
+        user.id
+        for user in participants
+        if user.is_client and company_id in user.favorite_company_ids
+    ]
 
 
 def readable_branches(viewer: User) -> list[Document]:
@@ -149,11 +174,12 @@ def readable_notifications_filter(viewer: User) -> Document:
     """A MongoDB filter on `notifications` selecting the viewer's notifications of conversations
     it may read, so that lists, cursors, `hasNextPage` and counts know nothing of the others.
 
-    A notification is addressed to a participant of its conversation, and participants never
-    change, so `can_read` comes down to its participant rule: a practitioner reads them all, a
-    client those of private conversations and of the companies it is still a client of. Each
-    notification keeps its conversation's company for this (`company_id`, None when private).
-    If participants ever change, this filter must learn it first.
+    A notification is addressed to a participant of its conversation, and only exists while its
+    user is one: removing a participant deletes its notifications of that conversation in the
+    same step (`conversations/lifecycle.py`), and a note never notifies a client. So `can_read`
+    comes down to its participant rule: a practitioner reads them all, a client those of
+    private conversations and of the companies it is still a client of. Each notification keeps
+    its conversation's company for this (`company_id`, None when private).
     """
     mine: Document = {"user_id": {"$eq": viewer.id}, "firm_id": {"$eq": viewer.firm_id}}
     if viewer.is_practitioner:
@@ -189,13 +215,38 @@ def filter_readable(viewer: User, conversations: Iterable[Conversation | None]) 
 # -- messages ----------------------------------------------------------------------------------
 
 
+def audience_of(viewer: User) -> Audience:
+    """Which activity the viewer sees: practitioners see notes, clients never do."""
+    return Audience.STAFF if viewer.is_practitioner else Audience.CLIENT
+
+
 def can_read_message(viewer: User, conversation: Conversation, message: Message) -> bool:
     """Whether `viewer` may read `message` of `conversation`: the per-message rule, applied on
-    top of the conversation's. Every message of a readable conversation is readable today."""
-    return message.conversation_id == conversation.id and can_read(viewer, conversation)
+    top of the conversation's. An internal note is for practitioners only; messages and
+    timeline events are for every reader."""
+    if message.conversation_id != conversation.id or not can_read(viewer, conversation):
+        return False
+    return message.kind is not MessageKind.NOTE or viewer.is_practitioner
 
 
 def readable_messages_filter(viewer: User) -> Document:
+    """The per-message rule as a MongoDB filter on `messages`, to add to every query on one
+    readable conversation's messages (history, replay, search, exports). `$nin` rather than
+    `$ne`: the same meaning on MongoDB, and messages stored before notes have no `kind`."""
+    if viewer.is_practitioner:
+        return {}
+    return {"kind": {"$nin": [MessageKind.NOTE.value]}}
+
+
+def can_manage(viewer: User, conversation: Conversation) -> bool:
+    """Whether `viewer` may post notes, set the status and assignee and remove others: a
+    practitioner who may read the conversation (SPEC §13)."""
+    return viewer.is_practitioner and can_read(viewer, conversation)
+
+
+def may_remove_participant(viewer: User, conversation: Conversation, user_id: str) -> bool:
+    """A practitioner reader removes anyone; every reader may leave."""
+    return can_read(viewer, conversation) and (viewer.id == user_id or viewer.is_practitioner)
     """The per-message rule as a MongoDB filter on `messages`, to add to a query on one
     readable conversation's history (nothing to add today). Search carries it inside a `$text`
     query (`searchable_messages_filter`): keep it flat conditions on fields, no `$or` or
@@ -260,6 +311,53 @@ def searchable_messages_filter(viewer: User) -> Document:
     return {**allowed, **per_message}
 
 
+def can_edit_message(viewer: User, message: Message, window: timedelta, now: datetime) -> bool:
+    """Only its author edits a message (messages and notes alike, never a timeline event),
+    within `window` of sending; a deleted message is never edited again. The caller has
+    checked `can_read_message`."""
+    return (
+        message.kind is not MessageKind.EVENT
+        and message.author_id == viewer.id
+        and not message.is_deleted
+        and (now - message.created_at <= window)
+    )
+
+
+def can_delete_message(viewer: User, message: Message, window: timedelta, now: datetime) -> bool:
+    """Its author within `window` of sending; any practitioner who may read it, at any time (a
+    file sent to the wrong client must be withdrawn whoever sent it). The caller has checked
+    `can_read_message`. A timeline event is the record of a change: nobody deletes it."""
+    if message.kind is MessageKind.EVENT:
+        return False
+    if viewer.is_practitioner:
+        return True
+    return message.author_id == viewer.id and now - message.created_at <= window
+
+
+# -- read receipts (SPEC §14) ------------------------------------------------------------------
+
+
+def can_see_receipt_of(viewer: User, reader: User, conversation: Conversation) -> bool:
+    """Whether `viewer` may learn how far `reader` has read `conversation`: only participants
+    have receipts; a practitioner sees everyone's, a client the practitioners' and its own (a
+    client never learns what another client of the company has read)."""
+    if reader.id not in conversation.participant_ids:
+        return False
+    return viewer.is_practitioner or reader.is_practitioner or reader.id == viewer.id
+
+
+def can_see_receipt_on(viewer: User, reader: User, message: Message) -> bool:
+    """Receipts of a note are only ever a practitioner's (SPEC §13: clients never read notes)."""
+    return message.kind is not MessageKind.NOTE or reader.is_practitioner
+
+
+def visible_read_states(
+    viewer: User, conversation: Conversation, readers: Sequence[User]
+) -> list[User]:
+    """The readers among `readers` whose receipts `viewer` may see, in order."""
+    return [r for r in readers if can_see_receipt_of(viewer, r, conversation)]
+
+
 # -- designation (SPEC §4) ---------------------------------------------------------------------
 
 
@@ -287,8 +385,9 @@ def eligible_participants_filter(
 
 
 async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
-    """An attached file is readable with its message; a pending upload only by its uploader; a
-    file still uploading by nobody."""
+    """An attached file is readable with its message while the message lists it (not once the
+    message is deleted); a pending upload only by its uploader; a file still uploading by
+    nobody."""
     if attachment.firm_id != viewer.firm_id:
         return False
     if attachment.state is AttachmentState.PENDING:
@@ -303,7 +402,13 @@ async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
     doc = await db.messages.find_one(
         {"conversation_id": {"$eq": conversation.id}, "_id": {"$eq": attachment.message_id}}
     )
-    return doc is not None and can_read_message(viewer, conversation, Message.from_doc(doc))
+    if doc is None:
+        return False
+    message = Message.from_doc(doc)
+    # A deleted message lists no attachment any more: its files are served to nobody (SPEC §14).
+    return attachment.id in message.attachment_ids and can_read_message(
+        viewer, conversation, message
+    )
 
 
 # -- compliance (SPEC §17) ---------------------------------------------------------------------

@@ -7,12 +7,15 @@ global state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pymongo import AsyncMongoClient
 
 from graphql_api.attachments.signing import UrlSigner
 from graphql_api.attachments.store import AttachmentStore
 from graphql_api.auth import TokenService
+from graphql_api.conversations.editing import MessageEditor
+from graphql_api.conversations.lifecycle import Lifecycle
 from graphql_api.conversations.service import Conversations
 from graphql_api.database import Db, Document
 from graphql_api.directory.service import Directory
@@ -35,6 +38,7 @@ class Services:
     tokens: TokenService
     directory: Directory
     conversations: Conversations
+    editing: MessageEditor
     attachments: AttachmentStore
     url_signer: UrlSigner
     notifications: Notifications
@@ -44,6 +48,7 @@ class Services:
     search: Search
     preferences: Preferences
     email_signer: EmailSigner
+    lifecycle: Lifecycle
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncMongoClient[Document], db: Db) -> Services:
@@ -58,14 +63,20 @@ class Services:
         tokens = TokenService(settings)
         notifications = Notifications(db)
         limiter = settings.rate_limiter()
+        conversations = Conversations(db, directory, attachments, notifications, publisher, limiter)
         return cls(
             settings=settings,
             client=client,
             db=db,
             tokens=tokens,
             directory=directory,
-            conversations=Conversations(
-                db, directory, attachments, notifications, publisher, limiter
+            conversations=conversations,
+            editing=MessageEditor(
+                db,
+                notifications,
+                publisher,
+                conversations.stop_counting,
+                timedelta(seconds=settings.edit_window_seconds),
             ),
             attachments=attachments,
             url_signer=UrlSigner(tokens.url_signing_key),
@@ -76,4 +87,5 @@ class Services:
             search=Search(db),
             preferences=Preferences(db),
             email_signer=EmailSigner.from_secret(tokens.url_signing_key),
+            lifecycle=Lifecycle(conversations),
         )

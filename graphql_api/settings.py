@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     """How often conversations past their firm's `retentionYears` are looked for and purged
     (SPEC §17; it also runs at start-up)."""
 
+    edit_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long after sending its author may edit or delete a message (SPEC §14)."""
+
     rate_limits: bool = True
     """Per-user limits on writes; benchmarks that flood on purpose turn them off."""
     messages_per_minute: float = Field(default=120, gt=0)

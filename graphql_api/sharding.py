@@ -70,6 +70,7 @@ UNSHARDED: dict[str, str] = {
     "companies": "small; read with the firm",
     "users": "small; every request reads the viewer by `_id`",
     "attachments": "one small document per upload",
+    "retained_messages": "one document per deleted message; read only by the admin export",
     "fs.files": "one small document per upload",
     "audit_chains": "one document per firm: the head of its audit chain",
     "purges": "a handful of documents: the retention purges in progress",

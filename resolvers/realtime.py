@@ -1,4 +1,5 @@
-"""Subscription resolvers (SPEC §8): `messageAdded`, `notificationAdded`, `inboxUpdated`.
+"""Subscription resolvers (SPEC §8, §14): `messageAdded`, `notificationAdded`, `inboxUpdated`,
+`messageUpdated`, `conversationUpdated`.
 
 Each one subscribes to its topics and consumes an iterator of `graphql_api.realtime.streams`,
 which owns ordering, replay and the per-event access checks; the resolver only maps records to
@@ -20,9 +21,11 @@ from graphql_api.pagination import parse_message_cursor
 from graphql_api.realtime.events import Topic, conversation_topic, firm_topic, user_topic
 from graphql_api.realtime.hub import Subscriber
 from graphql_api.realtime.streams import (
+    conversation_changes,
     conversation_messages,
     listening,
     readable_inbox_changes,
+    readable_message_updates,
     readable_notifications,
 )
 from schema.conversation_types import Conversation, Message
@@ -43,9 +46,7 @@ async def message_added(
     info: Info, conversation_id: strawberry.ID, after: str | None = None
 ) -> AsyncGenerator[Message, None]:
     context = info.context
-    conversation = await context.readable_conversation(conversation_id)
-    if conversation is None:
-        raise NotFound("conversation not found")
+    conversation = await _readable(context, conversation_id)
     after_seq = parse_message_cursor(after, "after") if after is not None else None
     topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
     async with _listening(context, topics, "messageAdded") as subscriber:
@@ -80,3 +81,41 @@ async def inbox_updated(info: Info) -> AsyncGenerator[Conversation, None]:
         ):
             context.fresh_loaders()
             yield Conversation(record=conversation)
+
+
+async def _readable(context: Context, conversation_id: strawberry.ID) -> models.Conversation:
+    conversation = await context.readable_conversation(conversation_id)
+    if conversation is None:
+        raise NotFound("conversation not found")
+    return conversation
+
+
+async def message_updated(
+    info: Info, conversation_id: strawberry.ID
+) -> AsyncGenerator[Message, None]:
+    context = info.context
+    conversation = await _readable(context, conversation_id)
+    topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
+    async with _listening(context, topics, "messageUpdated") as subscriber:
+        async for message in readable_message_updates(
+            subscriber, context.current_viewer, conversation
+        ):
+            context.fresh_loaders()
+            yield Message(record=message)
+
+
+async def conversation_updated(
+    info: Info, conversation_id: strawberry.ID
+) -> AsyncGenerator[Conversation, None]:
+    context = info.context
+    conversation = await _readable(context, conversation_id)
+    topics = [conversation_topic(conversation.id), user_topic(context.viewer.id)]
+    async with _listening(context, topics, "conversationUpdated") as subscriber:
+        async for changed in conversation_changes(
+            subscriber,
+            context.current_viewer,
+            conversation,
+            lambda i: _load_conversation(context, i),
+        ):
+            context.fresh_loaders()
+            yield Conversation(record=changed)

@@ -32,3 +32,8 @@ class SendMessageInput:
         description="A client-chosen idempotency key: the same key from the same user answers "
         "the message already sent.",
     )
+    internal: bool | None = strawberry.field(
+        default=False,
+        description="An internal note: read by the firm's practitioners only, never by a "
+        "client; only a practitioner may post one.",
+    )

@@ -16,11 +16,18 @@ from graphql_api.attachments import store
 from graphql_api.context import Info
 from graphql_api.conversations import models
 from graphql_api.conversations.history import HistoryRequest
+from graphql_api.conversations.read_marks import ReadMark
 from graphql_api.directory.models import former_user
 from graphql_api.errors import NotFound
 from graphql_api.pagination import message_cursor
+from graphql_api.policy import (
+    audience_of,
+    can_read_message,
+    can_see_receipt_on,
+    visible_read_states,
+)
 from schema.directory_types import Company, User
-from schema.enums import ConversationType
+from schema.enums import ConversationStatus, ConversationType, MessageKind
 from schema.pagination import Connection, connection
 from schema.permissions import ReadConversation, guarded
 
@@ -62,14 +69,53 @@ class Attachment:
         return context.services.url_signer.sign(context.base_url, self.record.id, context.viewer.id)
 
 
+@strawberry.type(description="What a timeline event (a message of kind EVENT) records.")
+class ConversationEvent:
+    record: strawberry.Private[models.ConversationEvent]
+    firm_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def actor(self, info: Info) -> User:
+        (actor,) = await _load_users(info, [self.record.actor_id], self.firm_id)
+        return actor
+
+    @strawberry.field
+    async def added_users(self, info: Info) -> list[User]:
+        return await _load_users(info, list(self.record.added_user_ids), self.firm_id)
+
+    @strawberry.field
+    async def removed_users(self, info: Info) -> list[User]:
+        return await _load_users(info, list(self.record.removed_user_ids), self.firm_id)
+
+    @strawberry.field
+    def old_subject(self) -> str | None:
+        return self.record.old_subject
+
+    @strawberry.field
+    def new_subject(self) -> str | None:
+        return self.record.new_subject
+
+    @strawberry.field(description="The status set, when the event set one.")
+    def status(self) -> ConversationStatus | None:
+        return self.record.status
+
+    @strawberry.field(description="The assignee set (null: cleared, or not an assignment).")
+    async def assignee(self, info: Info) -> User | None:
+        if self.record.assignee_id is None:
+            return None
+        (assignee,) = await _load_users(info, [self.record.assignee_id], self.firm_id)
+        return assignee
+
+
 @strawberry.type
 class Message:
     record: strawberry.Private[models.Message]
 
     @property
     def share_key(self) -> str:
-        """Names this message's event for `schema.shared_events` (messages never change)."""
-        return f"message:{self.record.id}"
+        """Names this message's event for `schema.shared_events`: a message changes only by
+        a rewrite (an edit, the deletion), which bumps its version."""
+        return f"message:{self.record.id}@{self.record.version}"
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -82,6 +128,18 @@ class Message:
     )
     def cursor(self) -> str:
         return message_cursor(self.record.seq)
+
+    @strawberry.field(
+        description="MESSAGE, NOTE (internal: practitioners only) or EVENT (a timeline event)."
+    )
+    def kind(self) -> MessageKind:
+        return self.record.kind
+
+    @strawberry.field(description="What changed, for a message of kind EVENT.")
+    def event(self) -> ConversationEvent | None:
+        if self.record.event is None:
+            return None
+        return ConversationEvent(record=self.record.event, firm_id=self.record.firm_id)
 
     @strawberry.field
     async def conversation(self, info: Info) -> Conversation:
@@ -111,6 +169,96 @@ class Message:
     @strawberry.field
     def created_at(self) -> datetime:
         return self.record.created_at
+
+    @strawberry.field(description="When the body was last edited; null if never (SPEC §14).")
+    def edited_at(self) -> datetime | None:
+        return self.record.edited_at
+
+    @strawberry.field(
+        description="The earlier versions of an edited message, oldest first (empty once deleted)."
+    )
+    def revisions(self) -> list[MessageRevision]:
+        return [MessageRevision(record=r) for r in self.record.revisions]
+
+    @strawberry.field(
+        description="When the message was deleted; a deleted message has an empty body and "
+        "no attachments."
+    )
+    def deleted_at(self) -> datetime | None:
+        return self.record.deleted_at
+
+    @strawberry.field(description="Who deleted the message (its author or a practitioner).")
+    async def deleted_by(self, info: Info) -> User | None:
+        if self.record.deleted_by is None:
+            return None
+        (user,) = await _load_users(info, [self.record.deleted_by], self.record.firm_id)
+        return user
+
+    @strawberry.field(
+        description="Participants other than the author whose read mark is at or after this "
+        "message, among those whose receipts the viewer may see."
+    )
+    async def seen_by(self, info: Info) -> list[User]:
+        context = info.context
+        conversation = await context.loaders.conversations.load(self.record.conversation_id)
+        if conversation is None:
+            return []
+        marks = await context.loaders.read_marks.load(conversation)
+        reader_ids = [
+            user_id
+            for user_id in conversation.participant_ids
+            if user_id != self.record.author_id
+            and user_id in marks
+            and marks[user_id].seq >= self.record.seq
+        ]
+        readers = await context.loaders.users.load_many(reader_ids)
+        visible = visible_read_states(
+            context.viewer, conversation, [r for r in readers if r is not None]
+        )
+        return [
+            User(record=r) for r in visible if can_see_receipt_on(context.viewer, r, self.record)
+        ]
+
+
+@strawberry.type
+class MessageRevision:
+    record: strawberry.Private[models.MessageRevision]
+
+    @strawberry.field(description="Sanitized HTML of this version.")
+    def body(self) -> str:
+        return self.record.body
+
+    @strawberry.field
+    def body_text(self) -> str:
+        return self.record.body_text
+
+    @strawberry.field(description="When this version was written (sent, or edited to it).")
+    def edited_at(self) -> datetime:
+        return self.record.written_at
+
+
+@strawberry.type
+class ReadState:
+    """How far a participant has read a conversation (a read receipt)."""
+
+    user: User
+    mark: strawberry.Private[ReadMark | None]
+
+    @strawberry.field(
+        description="The newest message the viewer may read at or before the participant's "
+        "read mark; null when it has read nothing."
+    )
+    async def last_read_message(self, info: Info) -> Message | None:
+        if self.mark is None:
+            return None
+        found = await info.context.loaders.last_readable.load(
+            (self.mark.conversation_id, self.mark.seq)
+        )
+        return Message(record=found) if found else None
+
+    @strawberry.field(description="When the participant's read mark last moved.")
+    def last_read_at(self) -> datetime | None:
+        return None if self.mark is None else self.mark.read_at
 
 
 MessageConnection = Connection[Message]
@@ -152,9 +300,29 @@ class Conversation:
     def created_at(self) -> datetime:
         return self.record.created_at
 
+    @strawberry.field(description="The time of the newest message the viewer may read.")
+    def last_message_at(self, info: Info) -> datetime:
+        return self.record.last_message_at(audience_of(info.context.viewer))
+
     @strawberry.field
-    def last_message_at(self) -> datetime:
-        return self.record.last_message_at
+    def status(self) -> ConversationStatus:
+        return self.record.status
+
+    @strawberry.field(description="The practitioner in charge, a participant.")
+    async def assignee(self, info: Info) -> User | None:
+        if self.record.assignee_id is None:
+            return None
+        (assignee,) = await _load_users(info, [self.record.assignee_id], self.record.firm_id)
+        return assignee
+
+    @strawberry.field(description="Whether the viewer archived it (out of its default inbox).")
+    def archived(self, info: Info) -> bool:
+        viewer = info.context.viewer
+        return viewer.id in self.record.archived_by(audience_of(viewer))
+
+    @strawberry.field(description="Whether the viewer muted it (no notifications).")
+    def muted(self, info: Info) -> bool:
+        return info.context.viewer.id in self.record.muted_by
 
     @strawberry.field(
         description="Whether clients with the company in their favorites may read it "
@@ -165,12 +333,13 @@ class Conversation:
 
     @strawberry.field(**guarded(ReadConversation))
     async def last_message(self, info: Info) -> Message | None:
-        if self.record.last_message_id is None:
+        last_id = self.record.last_message_id_for(audience_of(info.context.viewer))
+        if last_id is None:
             return None
-        message = await info.context.loaders.messages.load(
-            (self.record.id, self.record.last_message_id)
-        )
-        return Message(record=message) if message else None
+        message = await info.context.loaders.messages.load((self.record.id, last_id))
+        if message is None or not can_read_message(info.context.viewer, self.record, message):
+            return None
+        return Message(record=message)
 
     @strawberry.field(
         description="Messages after the viewer's read mark that the viewer did not write.",
@@ -178,6 +347,20 @@ class Conversation:
     )
     async def unread_count(self, info: Info) -> int:
         return await info.context.loaders.unread_counts.load(self.record)
+
+    @strawberry.field(
+        description="Read receipts of the participants whose receipts the viewer may see "
+        "(SPEC §14).",
+        **guarded(ReadConversation),
+    )
+    async def read_states(self, info: Info) -> list[ReadState]:
+        context = info.context
+        marks = await context.loaders.read_marks.load(self.record)
+        users = await context.loaders.users.load_many(list(self.record.participant_ids))
+        visible = visible_read_states(
+            context.viewer, self.record, [u for u in users if u is not None]
+        )
+        return [ReadState(user=User(record=u), mark=marks.get(u.id)) for u in visible]
 
     @strawberry.field(
         description="History, oldest first; without arguments the newest 50 messages.",
@@ -192,7 +375,14 @@ class Conversation:
         before: str | None = None,
     ) -> MessageConnection:
         page = await info.context.loaders.history_pages.load(
-            HistoryRequest(self.record, first=first, after=after, last=last, before=before)
+            HistoryRequest(
+                self.record,
+                info.context.viewer,
+                first=first,
+                after=after,
+                last=last,
+                before=before,
+            )
         )
         return connection(
             page, cursor=lambda m: message_cursor(m.seq), node=lambda m: Message(record=m)
@@ -200,3 +390,12 @@ class Conversation:
 
 
 ConversationConnection = Connection[Conversation]
+
+
+@strawberry.type(description="The viewer's badges (SPEC §14).")
+class UnreadSummary:
+    conversations: int = strawberry.field(
+        description="Readable conversations with at least one unread message."
+    )
+    messages: int = strawberry.field(description="Unread messages over every readable one.")
+    notifications: int = strawberry.field(description="Unread notifications.")

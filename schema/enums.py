@@ -13,3 +13,7 @@ from graphql_api.directory import models as directory_models
 
 UserKind = strawberry.enum(directory_models.UserKind, name="UserKind")
 ConversationType = strawberry.enum(conversation_models.ConversationType, name="ConversationType")
+MessageKind = strawberry.enum(conversation_models.MessageKind, name="MessageKind")
+ConversationStatus = strawberry.enum(
+    conversation_models.ConversationStatus, name="ConversationStatus"
+)

@@ -12,10 +12,16 @@ arguments:
 - VISIBLE_COMPANIES: a list built by the company-visibility filter.
 - READ_CONVERSATION: the conversation (the parent, or the `id` / `conversationId` argument) is
   readable; an unreadable one answers NOT_FOUND exactly like a missing one.
+- READ_MESSAGE: the message the `messageId` argument names is one the viewer may read (its
+  conversation readable, and `policy.can_read_message`); NOT_FOUND otherwise. What the viewer
+  may then do to it (edit, delete) is the service's check, with the policy's rules.
 - READABLE_CONVERSATIONS: a list or an event stream filtered by the read rule, in the query for
   lists and per event for subscriptions.
 - DESIGNATE_PARTICIPANTS: the company, when given, is one the viewer may pick; every designated
   user is checked against the designation filter by the service.
+- MANAGE_CONVERSATION: the conversation is readable (NOT_FOUND otherwise, as READ_CONVERSATION)
+  and the viewer is a practitioner (FORBIDDEN otherwise: it may read it, so nothing leaks):
+  status and assignee (SPEC §13, `policy.can_manage`).
 - ADMIN: the viewer is an admin of its firm (FORBIDDEN otherwise); the field answers its firm's
   records only, and an id of another firm answers NOT_FOUND.
 
@@ -34,8 +40,8 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 
 from graphql_api.conversations import models
-from graphql_api.errors import NotFound
-from graphql_api.policy import can_read, require_admin
+from graphql_api.errors import Forbidden, NotFound
+from graphql_api.policy import can_manage, can_read, require_admin
 
 
 @strawberry.enum(name="AccessPolicy", description="The rules of the access policy.")
@@ -53,6 +59,10 @@ class AccessRule(enum.Enum):
         "READ_CONVERSATION",
         description="The conversation (parent or argument) is one the viewer may read.",
     )
+    READ_MESSAGE = strawberry.enum_value(
+        "READ_MESSAGE",
+        description="The message argument is one the viewer may read.",
+    )
     READABLE_CONVERSATIONS = strawberry.enum_value(
         "READABLE_CONVERSATIONS",
         description="Filtered by the read rule: in the query for lists, per event for streams.",
@@ -60,6 +70,10 @@ class AccessRule(enum.Enum):
     DESIGNATE_PARTICIPANTS = strawberry.enum_value(
         "DESIGNATE_PARTICIPANTS",
         description="The company is one the viewer may pick; every participant is designatable.",
+    )
+    MANAGE_CONVERSATION = strawberry.enum_value(
+        "MANAGE_CONVERSATION",
+        description="The conversation is readable and the viewer is a practitioner.",
     )
     ADMIN = strawberry.enum_value(
         "ADMIN", description="An admin of the viewer's firm; only the firm's records."
@@ -141,6 +155,30 @@ class ReadConversation(AccessPermission):
 
     def on_unauthorized(self) -> None:
         raise NotFound("conversation not found")
+
+
+class ManageConversation(AccessPermission):
+    rule = AccessRule.MANAGE_CONVERSATION
+
+    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        conversation = await info.context.readable_conversation(
+            _argument(kwargs, "conversation_id")
+        )
+        if conversation is None:
+            raise NotFound("conversation not found")
+        if not can_manage(info.context.viewer, conversation):
+            raise Forbidden("only practitioners may do this")
+        return True
+
+
+class ReadMessage(AccessPermission):
+    rule = AccessRule.READ_MESSAGE
+
+    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return await info.context.readable_message(_argument(kwargs, "message_id")) is not None
+
+    def on_unauthorized(self) -> None:
+        raise NotFound("message not found")
 
 
 class ReadConversationStream(ReadConversation):

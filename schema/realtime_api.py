@@ -53,3 +53,15 @@ class Subscription:
         description="Readable conversations as they are created or get a message.",
         **guarded(ReadableConversations),
     )
+    message_updated: Message = strawberry.subscription(
+        resolver=realtime.message_updated,
+        description="Edits and deletions of a readable conversation's messages, as they happen "
+        "(a deleted message arrives empty, with `deletedAt`).",
+        **guarded(ReadConversationStream),
+    )
+    conversation_updated: Conversation = strawberry.subscription(
+        resolver=realtime.conversation_updated,
+        description="A readable conversation as it changes: subject, participants, status, "
+        "assignee and read receipts (`readStates`, `seenBy`).",
+        **guarded(ReadConversationStream),
+    )

@@ -40,6 +40,7 @@ VIEWER_INDEPENDENT_FIELDS: dict[str, dict[str, str | None]] = {
         "__typename": None,
         "id": None,
         "cursor": None,
+        "kind": None,
         "body": None,
         "bodyText": None,
         "createdAt": None,

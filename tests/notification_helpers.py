@@ -79,8 +79,13 @@ async def store_pending_message(
     counter = await db.conversations.find_one_and_update(
         {"_id": conversation_id},
         {
-            "$inc": {"message_count": 1},
-            "$set": {"last_activity_ms": created_ms, "last_message_id": message_id},
+            "$inc": {"message_count": 1, "staff_count": 1, "client_count": 1},
+            "$set": {
+                "last_activity_ms": created_ms,
+                "last_message_id": message_id,
+                "client_activity_ms": created_ms,
+                "client_last_message_id": message_id,
+            },
         },
         return_document=ReturnDocument.AFTER,
     )
@@ -90,6 +95,9 @@ async def store_pending_message(
             "firm_id": counter["firm_id"],
             "conversation_id": conversation_id,
             "seq": int(counter["message_count"]),
+            "kind": "MESSAGE",
+            "staff_n": int(counter["staff_count"]),
+            "client_n": int(counter["client_count"]),
             "author_id": uid(api, author),
             "body": f"<p>{text}</p>",
             "body_text": text,

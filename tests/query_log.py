@@ -198,7 +198,8 @@ def _operations(name: str, command: Mapping[str, Any], origin: str) -> Iterator[
 
 
 def _sort(sort: Mapping[str, Any] | None) -> tuple[tuple[str, int], ...]:
-    return tuple((str(k), int(v)) for k, v in (sort or {}).items())
+    """The sort's keys and directions; a `{"$meta": "textScore"}` key counts as 0 (no index)."""
+    return tuple((str(k), v if isinstance(v, int) else 0) for k, v in (sort or {}).items())
 
 
 def _shape(value: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pymongo import IndexModel
 
-from graphql_api.database import GRIDFS_INDEXES, INDEXES
+from graphql_api.database import GRIDFS_INDEXES, INDEXES, TEXT_INDEXES
 from tests.query_log import Operation
 
 MAX_SCANS_TO_EXPLODE = 200
@@ -207,6 +207,12 @@ def plan_problem(operation: Operation) -> str | None:
     declared index serves it."""
     if operation.command == "insert":
         return None
+    if "$text" in operation.filter:
+        # MongoDB answers a `$text` query from the collection's text index alone, in relevance
+        # order; without one it refuses the query instead of scanning.
+        if operation.collection in TEXT_INDEXES:
+            return None
+        return "a $text query on a collection without a declared text index"
     bounds = query_bounds(operation.filter)
     usable = [
         index

@@ -10,7 +10,10 @@ shape, and checks that the MongoDB filters select exactly what the per-document 
 - `eligible_participants_filter(viewer, type, company)` finds exactly the users a plain oracle
   written from SPEC §4 says may be designated;
 - the read grants restate `can_read` exactly, and search (SPEC §16) finds exactly the readable,
-  undeleted messages containing the word, page after page, never another.
+  undeleted messages containing the word, page after page, never another;
+- the per-message rule (SPEC §13): for every conversation the user may read, a history query
+  with `readable_messages_filter(user)` finds exactly the messages, notes and timeline events
+  `can_read_message(user, c, m)` accepts (and a conversation it may not read, none).
 
 Function-scoped fixtures are not reset between examples, so every example uses fresh firm ids
 (nothing else in the database can match them) and deletes what it inserted.
@@ -30,15 +33,19 @@ from graphql_api.conversations.models import (
     Conversation,
     ConversationType,
     Message,
+    MessageKind,
     new_message_doc,
 )
 from graphql_api.directory.models import User
 from graphql_api.notifications.service import notification_docs
 from graphql_api.policy import (
+    audience_of,
     can_read,
+    can_read_message,
     eligible_participants_filter,
     read_grants,
     readable_filter,
+    readable_messages_filter,
     readable_notifications_filter,
     viewer_read_grants,
 )
@@ -134,7 +141,11 @@ class World:
             "created_at": datetime(2026, 1, 1, tzinfo=UTC),
             "last_activity_ms": 1_767_225_600_000,
             "last_message_id": None,
+            "client_activity_ms": 1_767_225_600_000,
+            "client_last_message_id": None,
             "message_count": 0,
+            "staff_count": 0,
+            "client_count": 0,
             "client_visible": spec["client_visible"],
         }
 
@@ -225,6 +236,8 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
     generated = World(users, conversations)
     for index, doc in enumerate(generated.conversation_docs):
         doc["last_activity_ms"] += index % 3  # equal times too: the id breaks those ties
+        # Clients' activity differs (notes move the practitioners' only): another order.
+        doc["client_activity_ms"] -= index % 4
     await generated.insert(db)
     try:
         records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
@@ -237,7 +250,7 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
         for user in generated.users:
             expected = sorted(
                 (
-                    (c.last_activity_ms, c.id)
+                    (c.activity_ms(audience_of(user)), c.id)
                     for c in records
                     if can_read(user, c)
                     and kind in (None, c.type)
@@ -249,7 +262,7 @@ async def test_inbox_pages_walk_exactly_the_readable_conversations_in_activity_o
             cursor = None
             while True:
                 batch = await readable_in_activity_order(db, user, narrowing, cursor, page)
-                walked += [(c.last_activity_ms, c.id) for c in batch]
+                walked += [(c.activity_ms(audience_of(user)), c.id) for c in batch]
                 if len(batch) < page:
                     break
                 cursor = walked[-1]
@@ -333,7 +346,7 @@ async def test_read_grants_restate_can_read_exactly(world):
 
 def message_docs(generated: World, specs: list[dict]) -> list[dict]:
     """Messages in the stored shape (search fields included); deleted ones as a deletion leaves
-    them: `deleted_at` set, the body emptied, the index's words not yet cleared."""
+    them: `deleted_ms` set, the body emptied, the index's words not yet cleared."""
     docs = []
     conversations = generated.conversation_docs
     for seq, spec in enumerate(specs, 1):
@@ -358,7 +371,7 @@ def message_docs(generated: World, specs: list[dict]) -> list[dict]:
         )
         doc.update(search_fields(conversation, text))
         if spec["deleted"]:
-            doc.update(deleted_at=datetime(2026, 1, 2, tzinfo=UTC), body="", body_text="")
+            doc.update(deleted_ms=1_767_312_000_000, body="", body_text="")
         docs.append(doc)
     return docs
 
@@ -386,7 +399,7 @@ async def test_search_finds_exactly_the_readable_messages_with_the_word(
             expected = {
                 doc["_id"]
                 for doc in docs
-                if "deleted_at" not in doc
+                if "deleted_ms" not in doc
                 and word in doc["body_text"].split()
                 and can_read(user, by_id[doc["conversation_id"]])
             }
@@ -404,3 +417,63 @@ async def test_search_finds_exactly_the_readable_messages_with_the_word(
     finally:
         await generated.remove(db)
         await db.messages.delete_many({"firm_id": {"$in": generated.firms}})
+
+
+@PROPERTY_SETTINGS
+@given(
+    world=worlds(),
+    kinds=st.lists(st.sampled_from([*MessageKind, None]), min_size=1, max_size=8),
+)
+async def test_readable_messages_filter_selects_exactly_what_can_read_message_allows(
+    db, world, kinds
+):
+    users, conversations = world
+    generated = World(users, conversations)
+    records = [Conversation.from_doc(doc) for doc in generated.conversation_docs]
+    messages = []
+    for c in records:
+        for seq, kind in enumerate(kinds, start=1):
+            doc = new_message_doc(
+                message_id=str(ObjectId()),
+                firm_id=c.firm_id,
+                conversation_id=c.id,
+                seq=seq,
+                author_id=c.created_by,
+                html="<p>x</p>",
+                text="x",
+                attachment_ids=[],
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                recipients=[],
+                client_message_id=None,
+                kind=kind or MessageKind.MESSAGE,
+            )
+            if kind is None:
+                del doc["kind"]  # stored before kinds existed: a message
+            messages.append(doc)
+    await generated.insert(db)
+    if messages:
+        await db.messages.insert_many(messages)
+    try:
+        by_conversation = {c.id: c for c in records}
+        for user in generated.users:
+            readable = {c.id for c in records if can_read(user, c)}
+            found = {
+                doc["_id"]
+                async for doc in db.messages.find(
+                    {
+                        "conversation_id": {"$in": sorted(readable)},
+                        **readable_messages_filter(user),
+                    }
+                )
+            }
+            allowed = {
+                doc["_id"]
+                for doc in messages
+                if can_read_message(
+                    user, by_conversation[doc["conversation_id"]], Message.from_doc(doc)
+                )
+            }
+            assert found == allowed, user
+    finally:
+        await db.messages.delete_many({"firm_id": {"$in": generated.firms}})
+        await generated.remove(db)

@@ -137,7 +137,7 @@ async def crashed_creation(db, api: Api) -> str:
         created_by=user_id(api, "alice"),
         created_at=now,
         first_message_id=new_id(),
-        client_visible=False,
+        client_visible_by=[],
         client_message_id=None,
     )
     entry = audit.new_entry(

@@ -323,7 +323,7 @@ async def test_reindex_search_makes_messages_stored_before_search_findable(
             created_by=alice,
             created_at=at,
             first_message_id=message_id,
-            client_visible=False,
+            client_visible_by=[],
             client_message_id=None,
         )
     )

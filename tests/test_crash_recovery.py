@@ -57,8 +57,13 @@ async def take_number_and_die(db: Any, conversation_id: str) -> str:
     await db.conversations.update_one(
         {"_id": conversation_id},
         {
-            "$inc": {"message_count": 1},
-            "$set": {"last_activity_ms": _now_ms(), "last_message_id": lost_id},
+            "$inc": {"message_count": 1, "staff_count": 1, "client_count": 1},
+            "$set": {
+                "last_activity_ms": _now_ms(),
+                "last_message_id": lost_id,
+                "client_activity_ms": _now_ms(),
+                "client_last_message_id": lost_id,
+            },
         },
     )
     return lost_id
@@ -192,3 +197,30 @@ async def test_attachments_claimed_by_a_reply_that_died_can_be_attached_again(ap
             await asyncio.sleep(0.1)
     sent = (await api.gql(SEND_KEYED, {"input": retry}, as_="bob"))["sendMessage"]["id"]
     assert (await db.attachments.find_one({"_id": file["id"]}))["message_id"] == sent
+
+
+async def test_a_lost_note_stops_counting_for_practitioners_and_never_counted_for_clients(api, db):
+    cid = await create(api, "bob", "PRIVATE", ["paul"], subject="a note died")
+    await send(api, "bob", cid, "stored")
+    # A note takes a number and a staff ordinal (no client one), then its process dies.
+    lost_id = str(ObjectId())
+    await db.conversations.update_one(
+        {"_id": cid},
+        {
+            "$inc": {"message_count": 1, "staff_count": 1},
+            "$set": {"last_activity_ms": _now_ms(), "last_message_id": lost_id},
+        },
+    )
+    assert await unread_count(api, "paul", cid) == 3
+    assert await unread_count(api, "bob", cid) == 0
+
+    await until_unread(api, "paul", cid, 2)
+    stored = await db.conversations.find_one({"_id": cid})
+    assert (stored["skipped_seqs"], stored["skipped_staff"]) == ([3], [3])
+    assert stored.get("skipped_client", []) == []
+    assert stored["last_message_id"] != lost_id
+    # A message after it counts once for each audience.
+    await send(api, "paul", cid, "after the lost note")
+    assert await unread_count(api, "bob", cid) == 1
+    await send(api, "bob", cid, "and a reply")
+    assert await unread_count(api, "paul", cid) == 1  # his own message read what came before

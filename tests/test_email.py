@@ -171,13 +171,24 @@ async def test_nothing_is_sent_to_a_user_whose_email_setting_is_off(api, db, sin
 async def test_a_deleted_message_is_not_emailed(api, db, sink):
     conversation = await create(api, "alice", "PRIVATE", ["paul"], subject="Oops")
     wrong = await send(api, "alice", conversation["id"], "<p>Wrong file</p>")
-    # SPEC §14's deleteMessage marks the message; email reads only that mark.
-    await db.messages.update_one({"_id": wrong["id"]}, {"$set": {"deleted_at": clock.now()}})
+    delete = "mutation($m: ID!) { deleteMessage(messageId: $m) { deletedAt } }"
+    assert (await api.gql(delete, {"m": wrong["id"]}, as_="alice"))["deleteMessage"]["deletedAt"]
     await sink.wait_for(1)
     created = await db.notifications.find_one({"message_id": wrong["id"]})
     await settled(db, api.ids["users"]["paul"], created["created_ms"])
     text = "".join(text_part(m) for m in sink.to("paul@acme.test"))
     assert "Hello" in text and "Wrong file" not in text
+
+
+async def test_a_conversation_the_user_muted_is_not_emailed(api, db, sink):
+    muted = await create(api, "alice", "PRIVATE", ["paul"], subject="Muted topic")
+    mute = """mutation($c: ID!) { muteConversation(conversationId: $c, muted: true) { muted } }"""
+    assert (await api.gql(mute, {"c": muted["id"]}, as_="paul"))["muteConversation"]["muted"]
+    await send(api, "alice", muted["id"], "<p>While muted</p>")
+    await create(api, "alice", "PRIVATE", ["paul"], subject="Other topic")
+    await sink.wait_for(1)
+    text = "".join(text_part(m) for m in sink.to("paul@acme.test"))
+    assert "Other topic" in text and "Muted topic" not in text and "While muted" not in text
 
 
 async def test_a_participant_who_lost_access_is_not_told_what_it_may_no_longer_read(api, db, sink):

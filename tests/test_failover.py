@@ -73,7 +73,7 @@ def failing_first(name: str, first: object, then: object) -> object:
 async def test_a_read_mark_write_cut_off_by_a_step_down_is_retried_once_by_the_driver(peer, db):
     not_primary = error(10107, "NotWritablePrimary", "RetryableWriteError")
     peer.script = failing_first("update", not_primary, {"ok": 1, "n": 1, "nModified": 1})
-    await move_read_marks(db, [(ALICE, str(ObjectId()), 3)])
+    await move_read_marks(db, [(ALICE, str(ObjectId()), 3, 3, 3)])
     first, retry = peer.commands("update")
     # The same statement under the same transaction number: the server applies it once.
     assert (retry["lsid"], retry["txnNumber"]) == (first["lsid"], first["txnNumber"])

@@ -16,10 +16,8 @@ favorites); clients bob (bakery; favorite bakery) and carla (bakery).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from graphql_api.keys import SERVICES
 from tests.conversation_helpers import (
     ADD_FAVORITE,
     REMOVE_FAVORITE,
@@ -29,11 +27,10 @@ from tests.conversation_helpers import (
     set_companies,
     user_id,
 )
+from tests.subscription_helpers import connect, wait_for_subscribers
 from tests.user_writes import delete_user, replace_user
 from tests.ws_client import (
-    WAIT_SECONDS,
     GraphQLWs,
-    bearer,
     complete_message,
     error_message,
     next_message,
@@ -56,10 +53,6 @@ INBOX_UPDATED = "subscription { inboxUpdated { id } }"
 
 NOT_FOUND = ("conversation not found", "NOT_FOUND")
 DELETED = ("the token's user no longer exists", "UNAUTHENTICATED")
-
-
-async def connect(api: Any, user: str) -> GraphQLWs:
-    return await GraphQLWs.connect(api.http, bearer(api.token(user)))
 
 
 async def run(client: GraphQLWs, document: str, variables: dict[str, Any] | None = None) -> Any:
@@ -93,14 +86,6 @@ async def reply(client: GraphQLWs, conversation_id: str, text: str) -> Any:
 async def newest_cursor(client: GraphQLWs, conversation_id: str) -> str:
     payload = await run(client, HISTORY, {"id": conversation_id})
     return payload["data"]["conversation"]["messages"]["edges"][-1]["cursor"]
-
-
-async def wait_for_subscribers(api: Any, count: int) -> None:
-    """Until the app's event hub holds `count` subscriptions (then they are live)."""
-    hub = api.http.app[SERVICES].hub
-    async with asyncio.timeout(WAIT_SECONDS):
-        while hub.subscriber_count < count:  # noqa: ASYNC110 (the hub offers no event for it)
-            await asyncio.sleep(0.01)
 
 
 async def test_a_client_removed_from_its_company_stops_reading_it_on_its_open_socket(api, db):

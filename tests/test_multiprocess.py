@@ -717,3 +717,71 @@ async def test_a_client_removed_from_its_company_by_messager_import_stops_readin
                 }
             finally:
                 await bob.close()
+
+
+# -- Notes and lifecycle changes across processes (SPEC §13) --------------------------------------
+
+KIND_ADDED = """
+subscription($conversationId: ID!, $after: String) {
+  messageAdded(conversationId: $conversationId, after: $after) { kind body }
+}
+"""
+NOTE = """
+mutation($input: SendMessageInput!) { sendMessage(input: $input) { kind } }
+"""
+REMOVE_PARTICIPANT = """
+mutation($c: ID!, $u: ID!) { removeParticipant(conversationId: $c, userId: $u) { id } }
+"""
+
+
+async def test_notes_and_a_removal_through_one_serve_reach_another_serves_subscribers_rightly(
+    tmp_path, mongo_uri
+):
+    env = cli_env(tmp_path / "data", mongo_uri)
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(serving(env=env, log_dir=tmp_path, name="a", port=free_port()))
+        b = stack.enter_context(serving(env=env, log_dir=tmp_path, name="b", port=free_port()))
+        ids, tokens = await import_live_directory(mongo_uri)
+        await asyncio.gather(a.until_healthy(), b.until_healthy())
+        async with aiohttp.ClientSession() as session:
+            cid, opening = await bakery_conversation(session, a, ids, tokens["bob"], "paul")
+            url = f"ws://127.0.0.1:{b.port}/graphql"
+            bob_on_b = await Subscriber.connect(session, url, tokens["bob"])
+            paul_on_b = await Subscriber.connect(session, url, tokens["paul"])
+            try:
+                # After the opening message: replayed or live, nothing is missed meanwhile.
+                since = {"conversationId": cid, "after": opening}
+                await bob_on_b.subscribe("live", KIND_ADDED, since)
+                await paul_on_b.subscribe("live", KIND_ADDED, since)
+                # Live on b once a plain message sent through a arrives to both.
+                await gql(session, a, tokens["paul"], SEND, reply(cid, "Ready"))
+                ready = {"messageAdded": {"kind": "MESSAGE", "body": "<p>Ready</p>"}}
+                assert await bob_on_b.next("live") == ready
+                assert await paul_on_b.next("live") == ready
+
+                note = {"input": {**reply(cid, "Internal")["input"], "internal": True}}
+                assert await gql(session, a, tokens["paul"], NOTE, note) == {
+                    "sendMessage": {"kind": "NOTE"}
+                }
+                await gql(session, a, tokens["paul"], SEND, reply(cid, "Visible"))
+                visible = {"messageAdded": {"kind": "MESSAGE", "body": "<p>Visible</p>"}}
+                assert await bob_on_b.next("live") == visible  # the note never shows
+                assert await paul_on_b.next("live") == {
+                    "messageAdded": {"kind": "NOTE", "body": "<p>Internal</p>"}
+                }
+                assert await paul_on_b.next("live") == visible
+
+                removal = {"c": cid, "u": ids["users"]["bob"]}
+                await gql(session, a, tokens["paul"], REMOVE_PARTICIPANT, removal)
+                assert await bob_on_b.message("live") == {
+                    "id": "live",
+                    "type": "next",
+                    "payload": {"data": None, "errors": [NOT_FOUND]},
+                }
+                assert await bob_on_b.message("live") == {"id": "live", "type": "complete"}
+                assert await paul_on_b.next("live") == {
+                    "messageAdded": {"kind": "EVENT", "body": ""}
+                }
+            finally:
+                await bob_on_b.close()
+                await paul_on_b.close()

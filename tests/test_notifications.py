@@ -523,7 +523,11 @@ async def test_unread_count_leaves_out_numbers_no_message_has(api, db):
     cid = await create(api, "bob", "COMPANY", ["paul"], company="bakery")
     await send(api, "bob", cid, "two")
     await db.conversations.update_one(
-        {"_id": cid}, {"$inc": {"message_count": 1}, "$push": {"skipped_seqs": 3}}
+        {"_id": cid},
+        {
+            "$inc": {"message_count": 1, "staff_count": 1, "client_count": 1},
+            "$push": {"skipped_seqs": 3, "skipped_staff": 3, "skipped_client": 3},
+        },
     )
     await send(api, "bob", cid, "four")
     assert [await unread_count(api, u, cid) for u in ["bob", "paul", "alice"]] == [0, 3, 3]

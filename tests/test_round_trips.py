@@ -143,3 +143,40 @@ async def test_search_page_costs_the_same_round_trips_for_5_and_50_results(count
     large = await _count(http, counter, alice, SEARCH, {"first": 50})
     # ranking ($text), messages, conversations, authors, companies
     assert small == large == 5, counter.commands
+
+
+async def test_a_note_costs_one_round_trip_more_than_a_message_and_a_message_none(counted, ids):
+    http, counter, tokens = counted
+    alice = tokens.issue(ids["users"]["alice"])
+    await _create(http, alice, ids["companies"]["bakery"], ids["users"]["paul"], 1)
+    inbox = await http.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {alice}"},
+        json={"query": "{ conversations { edges { node { id } } } }"},
+    )
+    conversation_id = (await inbox.json())["data"]["conversations"]["edges"][0]["node"]["id"]
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id kind } }"
+    note = {"i": {"conversationId": conversation_id, "body": "internal", "internal": True}}
+    message = {"i": {"conversationId": conversation_id, "body": "hello"}}
+    # A note's recipients are the practitioner participants (paul): one query on `users` for
+    # their kinds (the send of a message needs none); the rest is a message's six.
+    assert await _count(http, counter, alice, send, note) == 7, counter.commands
+    # The message after notes still costs what it cost before notes existed.
+    assert await _count(http, counter, alice, send, message) == 6, counter.commands
+
+
+SUMMARY = "{ unreadSummary { conversations messages notifications } }"
+
+
+async def test_unread_summary_costs_the_same_round_trips_for_5_and_60_conversations(counted, ids):
+    http, counter, tokens = counted
+    bob = tokens.issue(ids["users"]["bob"])
+    alice = tokens.issue(ids["users"]["alice"])
+    await _count(http, counter, alice, VIEWER, {})  # warms the user cache
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 5)
+    small = await _count(http, counter, alice, SUMMARY, {})
+    await _create(http, bob, ids["companies"]["bakery"], ids["users"]["alice"], 55)
+    large = await _count(http, counter, alice, SUMMARY, {})
+    # the two readable branches of the policy (projected to counters), the viewer's read
+    # marks, a count of its unread notifications
+    assert small == large == 4, counter.commands

@@ -67,5 +67,6 @@ def test_history_last_message_and_unread_count_are_guarded_by_the_read_rule():
     assert guarded == {
         "lastMessage": ["READ_CONVERSATION"],
         "unreadCount": ["READ_CONVERSATION"],
+        "readStates": ["READ_CONVERSATION"],
         "messages": ["READ_CONVERSATION"],
     }

@@ -145,6 +145,7 @@ async def _finish(db: Db, attachments: AttachmentStore, job: Document) -> int:
     files = await db.attachments.find(of_conversation, {"_id": 1}).to_list()
     await db.notifications.delete_many(of_conversation)
     await db.read_marks.delete_many(of_conversation)
+    await db.retained_messages.delete_many(of_conversation)
     await db.messages.delete_many(of_conversation)
     await attachments.delete([doc["_id"] for doc in files])
     await chain.append(db, job["entry"])

@@ -2,7 +2,10 @@
 
 A history page is a range of `seq` numbers: forward (`first`, after a cursor) or backward
 (`last`, before a cursor; the newest page by default), read with one query that the index
-(conversation, seq) sorts and limits.
+(conversation, seq) sorts and limits. The query carries the policy's per-message rule
+(`readable_messages_filter`): a client's page is filled with what it may read, never with notes
+filtered out afterwards, so its pages, cursors and `hasNextPage` are those of a conversation
+without notes.
 
 Many pages at once (`messages` inside an inbox page, or nested deeper) come through one loader
 dispatch per level (`Loaders.history_pages`): a page asked for again in the same dispatch
@@ -22,8 +25,10 @@ from dataclasses import dataclass
 
 from graphql_api.conversations.models import Conversation, Message
 from graphql_api.database import Db, Document
+from graphql_api.directory.models import User
 from graphql_api.errors import ApiError, BadUserInput
 from graphql_api.pagination import Page, page_size, parse_message_cursor
+from graphql_api.policy import audience_of, readable_messages_filter
 
 DEFAULT_HISTORY_PAGE = 50
 
@@ -33,6 +38,7 @@ class HistoryRequest:
     """A page of one conversation's messages, as `Conversation.messages` asks for it."""
 
     conversation: Conversation
+    viewer: User
     first: int | None = None
     after: str | None = None
     last: int | None = None
@@ -41,7 +47,14 @@ class HistoryRequest:
     @property
     def key(self) -> tuple[object, ...]:
         """Identifies the page (the loader's cache key)."""
-        return (self.conversation.id, self.first, self.after, self.last, self.before)
+        return (
+            self.conversation.id,
+            audience_of(self.viewer),
+            self.first,
+            self.after,
+            self.last,
+            self.before,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +67,10 @@ class Window:
     size: int
     above: int | None
     below: int | None
+    readable: Document
 
     def query(self) -> Document:
-        query: Document = {"conversation_id": {"$eq": self.conversation_id}}
+        query: Document = {"conversation_id": {"$eq": self.conversation_id}, **self.readable}
         seq_range: Document = {}
         if self.above is not None:
             seq_range["$gt"] = self.above
@@ -79,7 +93,14 @@ def window_of(request: HistoryRequest) -> Window:
         if forward
         else page_size(request.last, "last", DEFAULT_HISTORY_PAGE)
     )
-    return Window(request.conversation.id, forward, size, above, below)
+    return Window(
+        request.conversation.id,
+        forward,
+        size,
+        above,
+        below,
+        readable_messages_filter(request.viewer),
+    )
 
 
 def page_of(window: Window, request: HistoryRequest, messages: list[Message]) -> Page[Message]:

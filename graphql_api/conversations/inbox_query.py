@@ -7,21 +7,26 @@ recent as the N-th. A conversation matching two branches is kept once. After a c
 (activity, id), each branch is asked for what is strictly older, plus the rare conversations
 with the same activity time and a smaller id; both are plain range queries, where a single
 `$or` would be evaluated document by document by the embedded server.
+
+The order is the viewer's audience's activity (`policy.audience_of`): practitioners by
+`last_activity_ms` (messages and notes), clients by `client_activity_ms` (messages only), so a
+note never moves a conversation in a client's inbox nor changes its cursors.
 """
 
 from __future__ import annotations
 
 from pymongo import DESCENDING
 
-from graphql_api.conversations.models import Conversation
+from graphql_api.conversations.models import Audience, Conversation
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import User
-from graphql_api.policy import readable_branches
+from graphql_api.policy import audience_of, readable_branches
 
 ActivityKey = tuple[int, str]
-"""(last_activity_ms, id) of a conversation: the inbox is in descending order of it."""
+"""(activity ms, id) of a conversation for the viewer's audience: the inbox is in descending
+order of it."""
 
-ORDER = [("last_activity_ms", DESCENDING), ("_id", DESCENDING)]
+ACTIVITY_FIELDS = {Audience.STAFF: "last_activity_ms", Audience.CLIENT: "client_activity_ms"}
 
 
 async def readable_in_activity_order(
@@ -33,27 +38,33 @@ async def readable_in_activity_order(
     # membership the embedded server checks row by row, so it runs last, bounded below by the
     # activity of the page's last conversation found so far.
     branches = sorted(readable_branches(viewer), key=lambda branch: "participant_ids" in branch)
+    field = ACTIVITY_FIELDS[audience_of(viewer)]
+    order = [(field, DESCENDING), ("_id", DESCENDING)]
+
+    def key(doc: Document) -> ActivityKey:
+        return int(doc[field]), doc["_id"]
+
     found: dict[str, Document] = {}
     for branch in branches:
         base = conjoin(branch, narrowing)
         if base is None:
             continue  # the narrowing excludes this branch altogether
-        for query in _after(base, after):
+        for query in _after(base, after, field):
             if len(found) >= limit:
-                floor = sorted(_key(doc) for doc in found.values())[-limit][0]
-                query = conjoin(query, {"last_activity_ms": {"$gte": floor}}) or query
-            docs = await db.conversations.find(query).sort(ORDER).limit(limit).to_list()
+                floor = sorted(key(doc) for doc in found.values())[-limit][0]
+                query = conjoin(query, {field: {"$gte": floor}}) or query
+            docs = await db.conversations.find(query).sort(order).limit(limit).to_list()
             found.update((doc["_id"], doc) for doc in docs)
-    ordered = sorted(found.values(), key=_key, reverse=True)
+    ordered = sorted(found.values(), key=key, reverse=True)
     return [Conversation.from_doc(doc) for doc in ordered[:limit]]
 
 
-def _after(query: Document, after: ActivityKey | None) -> list[Document]:
+def _after(query: Document, after: ActivityKey | None, field: str) -> list[Document]:
     if after is None:
         return [query]
     at, last_id = after
-    same_time = conjoin(query, {"last_activity_ms": {"$eq": at}, "_id": {"$lt": last_id}})
-    older = conjoin(query, {"last_activity_ms": {"$lt": at}})
+    same_time = conjoin(query, {field: {"$eq": at}, "_id": {"$lt": last_id}})
+    older = conjoin(query, {field: {"$lt": at}})
     return [q for q in (same_time, older) if q is not None]
 
 
@@ -82,7 +93,3 @@ def conjoin(a: Document, b: Document) -> Document | None:
                 return {"$and": [a, b]}
         merged[field] = combined
     return merged
-
-
-def _key(doc: Document) -> ActivityKey:
-    return int(doc["last_activity_ms"]), doc["_id"]

@@ -15,8 +15,14 @@ both, without adding anything to the send path:
   must not lose their number. Every number of a conversation quiet for the grace period is
   settled, and so is every number below a stored message written before the grace period (its
   number was taken after theirs). Settled numbers without a message join `skipped_seqs`.
-- A quiet conversation whose last message is not its newest stored one (the lost reply) gets that
-  one back, with its time, which puts the conversation back in its place in the inbox.
+- A lost number also took the audiences' ordinals its kind counts for (`staff_n`, `client_n`,
+  see `models`). Each stored message keeps the counters as its write left them, so the
+  ordinals lost between two stored messages are exactly those between theirs (and after the last
+  one, up to the conversation's counters); they join `skipped_staff` / `skipped_client`, and
+  `reconciled_staff` / `reconciled_client` keep the counters as of `reconciled_seq`.
+- A quiet conversation whose last message (per audience) is not its newest stored one (the lost
+  reply) gets that one back, with its time, which puts the conversation back in its place in
+  the inbox.
 
 `remove_interrupted_creations` removes the first message of a conversation whose creation died
 before the conversation was written: nothing can reach it, and it must not be notified.
@@ -27,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql_api.attachments.store import AttachmentStore
+from graphql_api.conversations.models import Audience, MessageKind, counts_for
 from graphql_api.conversations.read_marks import read_mark_id
 from graphql_api.database import Db, Document
 from graphql_api.watermarks import advance_watermark, watermark
@@ -36,13 +43,23 @@ MAX_SEQS_PER_CONVERSATION = 1000  # numbers looked at per conversation and run
 STEP = "conversations"
 
 _FIELDS = {
+    "firm_id": 1,
+    "created_by": 1,
     "message_count": 1,
+    "staff_count": 1,
+    "client_count": 1,
     "reconciled_seq": 1,
+    "reconciled_staff": 1,
+    "reconciled_client": 1,
     "skipped_seqs": 1,
     "last_message_id": 1,
     "last_activity_ms": 1,
-    "firm_id": 1,  # the shard key, which every write to the conversation names
-    "created_by": 1,
+    "client_last_message_id": 1,
+    "client_activity_ms": 1,
+}
+_LAST = {
+    Audience.STAFF: ("last_message_id", "last_activity_ms"),
+    Audience.CLIENT: ("client_last_message_id", "client_activity_ms"),
 }
 
 
@@ -78,7 +95,10 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
         "seq": {"$gt": checked, "$lte": count},
     }
     stored = (
-        await db.messages.find(taken_since_checked, {"_id": 1, "seq": 1, "created_ms": 1})
+        await db.messages.find(
+            taken_since_checked,
+            {"_id": 1, "seq": 1, "created_ms": 1, "kind": 1, "staff_n": 1, "client_n": 1},
+        )
         .sort("seq", 1)
         .limit(MAX_SEQS_PER_CONVERSATION)
         .to_list()
@@ -93,41 +113,106 @@ async def _reconcile(db: Db, conversation: Document, cutoff: int) -> bool:
         return False
     accounted = {m["seq"] for m in stored} | set(conversation.get("skipped_seqs", ()))
     missing = [seq for seq in range(checked + 1, settled + 1) if seq not in accounted]
+    ordinals = _lost_ordinals(conversation, [m for m in stored if m["seq"] <= settled], settled)
+    reached_staff, reached_client, lost_staff, lost_client = ordinals
+    update: Document = {
+        "$set": {
+            "reconciled_seq": settled,
+            "reconciled_staff": reached_staff,
+            "reconciled_client": reached_client,
+        }
+    }
+    pushed: Document = {}
     moved = False
     if quiet and settled == count:  # before `reconciled_seq` moves: a crash here is retried
         moved = await _restore_last_message(db, conversation, stored)
-    update: Document = {"$set": {"reconciled_seq": settled}}
     if missing:
         # Another process reconciling it at the same time may push them too: the list is read
         # as a set. ($addToSet would say so, but the embedded server ignores it on a missing
         # field: docs/embedded.md.)
-        update["$push"] = {"skipped_seqs": {"$each": missing}}
-    await db.conversations.update_one(_key_of(conversation), update)
+        pushed["skipped_seqs"] = {"$each": missing}
+    if lost_staff:
+        pushed["skipped_staff"] = {"$each": lost_staff}
+    if lost_client:
+        pushed["skipped_client"] = {"$each": lost_client}
+    if pushed:
+        update["$push"] = pushed
+    await db.conversations.update_one(_key(conversation), update)
     return bool(missing) or moved
 
 
+def _lost_ordinals(
+    conversation: Document, stored: list[Document], settled: int
+) -> tuple[int, int, list[int], list[int]]:
+    """The audiences' counters as of `settled`, and the ordinals that numbers lost since
+    `reconciled_seq` took: those between the counters of consecutive stored messages (a
+    stored message's own ordinal excluded), and after the last one up to the conversation's
+    counters when every number is settled. (Documents written before notes: ordinal = seq.)"""
+    checked = int(conversation.get("reconciled_seq", 0))
+    staff = int(conversation.get("reconciled_staff", checked))
+    client = int(conversation.get("reconciled_client", checked))
+    lost_staff: list[int] = []
+    lost_client: list[int] = []
+    for message in stored:
+        seq = int(message["seq"])
+        kind = MessageKind(message.get("kind") or MessageKind.MESSAGE.value)
+        staff_n = int(message.get("staff_n", seq))
+        client_n = int(message.get("client_n", seq))
+        own_staff = 1 if counts_for(kind, Audience.STAFF) else 0
+        own_client = 1 if counts_for(kind, Audience.CLIENT) else 0
+        lost_staff += range(staff + 1, staff_n - own_staff + 1)
+        lost_client += range(client + 1, client_n - own_client + 1)
+        staff, client = max(staff, staff_n), max(client, client_n)
+    if settled == int(conversation.get("message_count", 0)):
+        count = int(conversation.get("message_count", 0))
+        staff_count = int(conversation.get("staff_count", count))
+        client_count = int(conversation.get("client_count", count))
+        lost_staff += range(staff + 1, staff_count + 1)
+        lost_client += range(client + 1, client_count + 1)
+        staff, client = max(staff, staff_count), max(client, client_count)
+    return staff, client, lost_staff, lost_client
+
+
 async def _restore_last_message(db: Db, conversation: Document, stored: list[Document]) -> bool:
-    """Name the newest stored message as the last one, if the conversation names another."""
-    if stored and stored[-1]["seq"] == conversation["message_count"]:
-        newest: Document | None = stored[-1]
-    else:
-        newest = await newest_message(db, conversation["_id"])
-    if newest is None or newest["_id"] == conversation.get("last_message_id"):
-        return False
-    result = await db.conversations.update_one(
-        # Unless a new reply has been named meanwhile.
-        {**_key_of(conversation), "last_message_id": conversation.get("last_message_id")},
-        {"$set": {"last_message_id": newest["_id"], "last_activity_ms": newest["created_ms"]}},
-    )
-    return result.modified_count == 1
-
-
-async def newest_message(db: Db, conversation_id: str) -> Document | None:
-    """The stored message with the highest number: `_id`, `seq`, `created_ms`."""
-    found = (
-        await db.messages.find(
-            {"conversation_id": {"$eq": conversation_id}}, {"_id": 1, "seq": 1, "created_ms": 1}
+    """Name each audience's newest stored message as its last one, if the conversation names
+    another."""
+    moved = False
+    for audience, (last_id, activity) in _LAST.items():
+        named = conversation.get(last_id, conversation.get("last_message_id"))
+        newest = await newest_message(db, conversation["_id"], audience)
+        if newest is None or newest["_id"] == named:
+            continue
+        result = await db.conversations.update_one(
+            # Unless a new reply has been named meanwhile.
+            {**_key(conversation), last_id: {"$eq": named}},
+            {"$set": {last_id: newest["_id"], activity: newest["created_ms"]}},
         )
+        moved = moved or result.modified_count == 1
+    return moved
+
+
+def _key(conversation: Document) -> Document:
+    """A write's filter with the shard key (`firm_id`, `created_by`: graphql_api/sharding.py)."""
+    return {
+        "_id": conversation["_id"],
+        "firm_id": {"$eq": conversation["firm_id"]},
+        "created_by": {"$eq": conversation["created_by"]},
+    }
+
+
+async def newest_message(
+    db: Db, conversation_id: str, audience: Audience, before: int | None = None
+) -> Document | None:
+    """The stored message with the highest number that is activity for `audience` (below
+    `before` when given): `_id`, `seq`, `created_ms`."""
+    query: Document = {
+        "conversation_id": {"$eq": conversation_id},
+        "kind": {"$nin": [k.value for k in MessageKind if not counts_for(k, audience)]},
+    }
+    if before is not None:
+        query["seq"] = {"$lt": before}
+    found = (
+        await db.messages.find(query, {"_id": 1, "seq": 1, "created_ms": 1})
         .sort("seq", -1)
         .limit(1)
         .to_list()
@@ -167,13 +252,3 @@ async def remove_interrupted_creations(db: Db, attachments: AttachmentStore, cut
 async def existing_conversations(db: Db, ids: list[Any]) -> set[str]:
     docs = await db.conversations.find({"_id": {"$in": list(set(ids))}}, {"_id": 1}).to_list()
     return {doc["_id"] for doc in docs}
-
-
-def _key_of(conversation: Document) -> Document:
-    """The filter of a write to one stored conversation: its id and its shard key
-    (`graphql_api/sharding.py`), so that a sharded cluster routes it to one shard."""
-    return {
-        "_id": conversation["_id"],
-        "firm_id": {"$eq": conversation["firm_id"]},
-        "created_by": {"$eq": conversation["created_by"]},
-    }

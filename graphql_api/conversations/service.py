@@ -6,6 +6,12 @@ so a failure between the two leaves nothing a user can see. A reply takes the ne
 conversation's counter (one atomic update that also moves its last activity), then stores the
 message. `clientMessageId` makes both safe to retry: a unique index per author turns a second
 attempt into the answer of the first.
+
+Notes and timeline events (SPEC §13) go through the same path: numbering a message moves the
+counters and the last activity of the audiences its kind counts for (`models`), in the one
+update that takes its `seq`, so a note adds no command to a send and changes nothing a client
+is shown. The lifecycle changes themselves are `lifecycle.py`'s; `record_change` is the step
+they share: the change and the number of its timeline event in one update, then the event.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -28,32 +34,53 @@ from graphql_api.conversations import history, validation
 from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryRequest
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import (
+    Audience,
     Conversation,
+    ConversationEvent,
+    ConversationStatus,
     ConversationType,
     Message,
+    MessageKind,
     MessageRef,
+    counts_for,
     new_conversation_doc,
     new_message_doc,
 )
-from graphql_api.conversations.read_marks import Mark, move_read_marks
+from graphql_api.conversations.read_marks import (
+    Mark,
+    ReadMark,
+    marks_of_participants,
+    move_read_marks,
+)
 from graphql_api.conversations.recovery import newest_message
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User
 from graphql_api.directory.service import Directory, search_filter
-from graphql_api.errors import ApiError, BadUserInput, NotFound
+from graphql_api.errors import ApiError, BadUserInput, Forbidden, NotFound
 from graphql_api.group_commit import GroupCommit
 from graphql_api.ids import is_id, new_id, parse_id
 from graphql_api.notifications.service import Notifications
 from graphql_api.pagination import Page, page_size, parse_activity_cursor
 from graphql_api.policy import (
+    audience_of,
+    can_manage,
     can_read,
+    client_visibility_sources,
     eligible_participants_filter,
     fetch_readable,
-    is_client_visible,
+    readable_branches,
+    readable_messages_filter,
+    readable_notifications_filter,
     require_readable,
 )
 from graphql_api.ratelimit import RateLimiter
-from graphql_api.realtime.events import ConversationCreated, MessageAdded, NotificationAdded
+from graphql_api.realtime.events import (
+    ConversationChanged,
+    ConversationCreated,
+    MessageAdded,
+    NotificationAdded,
+    ReadStateChanged,
+)
 from graphql_api.realtime.sources import Publisher
 from graphql_api.search.index import search_fields
 
@@ -61,6 +88,20 @@ T = TypeVar("T")
 
 MAX_ELIGIBLE_RESULTS = 200
 UNREAD_SCAN_BATCH = 200
+# `unreadSummary` reads the counters of every readable conversation: this many per command (a
+# few bytes each once projected), so that an inbox of any usual size costs one command per
+# branch of the access rule.
+SUMMARY_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadSummary:
+    """The viewer's badges: conversations with unread messages, unread messages, unread
+    notifications."""
+
+    conversations: int
+    messages: int
+    notifications: int
 
 
 class Conversations:
@@ -118,7 +159,7 @@ class Conversations:
             existing = await self._earlier_creation(viewer, client_message_id)
             if existing is not None:
                 return existing
-        participants = await self._eligible_users(viewer, kind, company_id, others)
+        participants = await self.eligible_users(viewer, kind, company_id, others)
 
         now = clock.now()
         message_id, conversation_id = new_id(), new_id()
@@ -132,7 +173,7 @@ class Conversations:
             created_by=viewer.id,
             created_at=now,
             first_message_id=message_id,
-            client_visible=is_client_visible(kind, company_id, [viewer, *participants]),
+            client_visible_by=client_visibility_sources(kind, company_id, [viewer, *participants]),
             client_message_id=client_message_id,
         )
         # The audit entry rides in the conversation's own insert (the commit point): a creation
@@ -170,7 +211,7 @@ class Conversations:
         )
         # Before the message exists anywhere: unread counts rely on the author's mark (see
         # `unread_counts`), and events may reach other sessions as soon as it is stored.
-        await self._move_read_mark(viewer.id, conversation_doc["_id"], 1)
+        await self._move_read_mark(viewer.id, conversation_doc["_id"], 1, 1, 1)
         stored = await self._store_new_conversation(viewer, message_doc, conversation_doc)
         if stored.id == conversation_doc["_id"]:
             await self._after_message(Message.from_doc(message_doc), others, created=stored)
@@ -223,15 +264,22 @@ class Conversations:
         body: str,
         attachment_ids: list[str] | None = None,
         client_message_id: str | None = None,
+        internal: bool = False,
     ) -> Message:
-        """Add a reply to `conversation`, which the policy lets the viewer read."""
+        """Add a reply to `conversation`, which the policy lets the viewer read; `internal`: a
+        note, which only a practitioner reader may post (SPEC §13)."""
         require_readable(viewer, conversation)
+        if internal and not can_manage(viewer, conversation):
+            raise Forbidden("only practitioners may post internal notes", field="internal")
+        kind = MessageKind.NOTE if internal else MessageKind.MESSAGE
         self.limiter.check(viewer.id, "message", "messages")
         attachments = validation.clean_attachment_ids(attachment_ids)
         html, text = await validation.clean_body(body, len(attachments))
         client_message_id = validation.clean_client_message_id(client_message_id)
         if client_message_id is None:
-            return await self._store_reply(viewer, conversation, html, text, attachments, None)
+            return await self._store_reply(
+                viewer, conversation, kind, html, text, attachments, None
+            )
         # Retries of one request usually arrive at one process: serialize them here, so that
         # only the first takes a `seq` (the unique index still settles retries across processes).
         async with self._key_lock(viewer.id, client_message_id):
@@ -239,7 +287,7 @@ class Conversations:
             if existing is not None:
                 return await self._answer_retry(existing, conversation)
             return await self._store_reply(
-                viewer, conversation, html, text, attachments, client_message_id
+                viewer, conversation, kind, html, text, attachments, client_message_id
             )
 
     async def _earlier_reply(self, viewer: User, client_message_id: str) -> Document | None:
@@ -277,6 +325,7 @@ class Conversations:
         self,
         viewer: User,
         conversation: Conversation,
+        kind: MessageKind,
         html: str,
         text: str,
         attachments: list[str],
@@ -285,13 +334,24 @@ class Conversations:
         now = clock.now()
         message_id = new_id()
         await self._claim_attachments(viewer, attachments, message_id, conversation.id)
-        seq = await self._take_seq(conversation, message_id, now)
-        recipients = [p for p in conversation.participant_ids if p != viewer.id]
+        # A client's message hands a WAITING or RESOLVED conversation back to the firm.
+        reopens = (
+            kind is MessageKind.MESSAGE
+            and viewer.is_client
+            and conversation.status is not ConversationStatus.OPEN
+        )
+        extra: Document = {"status": ConversationStatus.OPEN.value} if reopens else {}
+        try:
+            updated = await self._take_seq(conversation, kind, message_id, now, extra)
+        except BaseException:
+            await _shielded(self.attachments.release(message_id))
+            raise
+        recipients = await self._recipients(updated, viewer.id, kind)
         doc = new_message_doc(
             message_id=message_id,
             firm_id=viewer.firm_id,
             conversation_id=conversation.id,
-            seq=seq,
+            seq=updated.message_count,
             author_id=viewer.id,
             html=html,
             text=text,
@@ -299,46 +359,146 @@ class Conversations:
             created_at=now,
             recipients=recipients,
             client_message_id=client_message_id,
+            kind=kind,
+            staff_n=updated.staff_count,
+            client_n=updated.client_count,
         )
-        doc.update(search_fields(conversation, text, await self._filenames(attachments)))
-        await self._move_read_mark(viewer.id, conversation.id, seq)  # see `create`
-        stored = await self._insert_reply(doc, conversation)
+        doc.update(search_fields(updated, text, await self._filenames(attachments)))
+        await self._move_read_mark(  # see `create`
+            viewer.id, conversation.id, doc["seq"], doc["staff_n"], doc["client_n"]
+        )
+        stored = await self._insert_reply(doc, updated)
         if stored.id != message_id:
             return stored  # a retry on another process stored it first
-        updated = replace(
-            conversation,
-            message_count=seq,
-            last_message_id=message_id,
-            last_activity_ms=clock.millis(now),
-        )
         await self._after_message(stored, recipients, updated=updated)
+        if reopens:
+            event = ConversationEvent(actor_id=viewer.id, status=ConversationStatus.OPEN)
+            await self.record_change(viewer, updated, {}, event)
         return stored
 
-    async def _take_seq(self, conversation: Conversation, message_id: str, now: datetime) -> int:
-        """The next number of the conversation's counter, moving its last activity to `now`."""
+    async def _take_seq(
+        self,
+        conversation: Conversation,
+        kind: MessageKind,
+        message_id: str,
+        now: datetime,
+        extra: Document | None = None,
+    ) -> Conversation:
+        """Number a new message of `kind`: the next `seq`, and for each audience it counts
+        for, the next ordinal, its last activity (`now`) and no one archived any more; `extra`
+        is set in the same update. Answers the conversation as updated."""
+        increments: Document = {"message_count": 1}
+        changes: Document = dict(extra or {})
+        ms = clock.millis(now)
+        if counts_for(kind, Audience.STAFF):
+            increments["staff_count"] = 1
+            changes.update(last_activity_ms=ms, last_message_id=message_id, archived_by_staff=[])
+        if counts_for(kind, Audience.CLIENT):
+            increments["client_count"] = 1
+            changes.update(
+                client_activity_ms=ms, client_last_message_id=message_id, archived_by_clients=[]
+            )
+        update: Document = {"$inc": increments}
+        if changes:
+            update["$set"] = changes
+        await self._complete_counters(conversation)
         updated = await self.db.conversations.find_one_and_update(
-            conversation_key(conversation),
-            {
-                "$inc": {"message_count": 1},
-                "$set": {"last_activity_ms": clock.millis(now), "last_message_id": message_id},
-            },
-            projection={"message_count": 1},
-            return_document=ReturnDocument.AFTER,
+            conversation_key(conversation), update, return_document=ReturnDocument.AFTER
         )
         if updated is None:
-            await self.attachments.release(message_id)
             raise NotFound("conversation not found")
-        return int(updated["message_count"])
+        return Conversation.from_doc(updated)
+
+    async def _complete_counters(self, conversation: Conversation) -> None:
+        """A conversation stored before notes gets the audiences' counters and views before
+        its first new message, from what it had (every message then counted for everyone):
+        one more command, once per such conversation (docs/decisions.md)."""
+        if conversation.counted:
+            return
+        await self.db.conversations.update_one(
+            {**conversation_key(conversation), "staff_count": {"$exists": False}},
+            {
+                "$set": {
+                    "staff_count": conversation.staff_count,
+                    "client_count": conversation.client_count,
+                    "client_activity_ms": conversation.client_activity_ms,
+                    "client_last_message_id": conversation.client_last_message_id,
+                    "skipped_staff": list(conversation.skipped_staff),
+                    "skipped_client": list(conversation.skipped_client),
+                }
+            },
+        )
+
+    async def _recipients(
+        self, conversation: Conversation, author_id: str, kind: MessageKind
+    ) -> list[str]:
+        """Who is notified of a new message: the participants but its author and those who
+        muted the conversation; for a note, only practitioners; for an event, nobody."""
+        if kind is MessageKind.EVENT:
+            return []
+        muted = set(conversation.muted_by)
+        others = [p for p in conversation.participant_ids if p != author_id and p not in muted]
+        if kind is MessageKind.NOTE and others:
+            users = await self.directory.users_by_ids(others)
+            others = [p for p in others if p in users and users[p].is_practitioner]
+        return others
+
+    async def record_change(
+        self,
+        viewer: User,
+        conversation: Conversation,
+        update: Document,
+        event: ConversationEvent,
+        condition: Document | None = None,
+    ) -> Conversation | None:
+        """Apply a lifecycle change (`update`, a MongoDB update without `$inc`) and record its
+        timeline event: the change and the event's number in one update, then the event.
+        `condition` narrows the update (a participant not added yet...); None when it did not
+        match. Publishes the event and `ConversationChanged`."""
+        now = clock.now()
+        message_id = new_id()
+        changes = {**update, "$inc": {"message_count": 1}}
+        await self._complete_counters(conversation)
+        found = await self.db.conversations.find_one_and_update(
+            {**conversation_key(conversation), **(condition or {})},
+            changes,
+            return_document=ReturnDocument.AFTER,
+        )
+        if found is None:
+            return None
+        updated = Conversation.from_doc(found)
+        doc = new_message_doc(
+            message_id=message_id,
+            firm_id=updated.firm_id,
+            conversation_id=updated.id,
+            seq=updated.message_count,
+            author_id=viewer.id,
+            html="",
+            text="",
+            attachment_ids=[],
+            created_at=now,
+            recipients=[],
+            client_message_id=None,
+            kind=MessageKind.EVENT,
+            staff_n=updated.staff_count,
+            client_n=updated.client_count,
+            event=event,
+        )
+        await self._insert_reply(doc, updated)
+        # The change first: a subscriber who lost access must not be shown the event of it.
+        self.publisher.emit(ConversationChanged(updated))
+        await self._after_message(Message.from_doc(doc), [], updated=updated)
+        return updated
 
     async def _insert_reply(self, doc: Document, conversation: Conversation) -> Message:
         """Store a reply whose number is taken; a number that ends up unused is recorded."""
-        message_id, seq = doc["_id"], doc["seq"]
+        message_id = doc["_id"]
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError:
             # A retry on another process stored it first: our `seq` stays unused (history
             # tolerates gaps), and the conversation must not name a message never stored.
-            await self._forget_seq(conversation, seq, message_id)
+            await self.stop_counting(conversation, Message.from_doc(doc))
             await self.attachments.release(message_id)
             key = doc.get("client_message_id")
             existing = await self._message_by_client_id_of(doc["author_id"], key) if key else None
@@ -348,7 +508,7 @@ class Conversations:
         except BaseException:
             # Not stored (database error, time-out, cancelled): the number must not count as
             # an unread message. Best effort, shielded: the database may be what failed.
-            await _shielded(self._forget_seq(conversation, seq, message_id))
+            await _shielded(self.stop_counting(conversation, Message.from_doc(doc)))
             await _shielded(self.attachments.release(message_id))
             raise
         if doc["attachment_ids"]:
@@ -377,10 +537,19 @@ class Conversations:
         messages it passed read (SPEC §19: badges and lists agree)."""
         require_readable(viewer, conversation)
         await asyncio.gather(
-            self._move_read_mark(viewer.id, conversation.id, conversation.message_count),
+            self._move_read_mark(
+                viewer.id,
+                conversation.id,
+                conversation.message_count,
+                conversation.staff_count,
+                conversation.client_count,
+            ),
             self.notifications.mark_conversation_read(
                 viewer, conversation.id, conversation.message_count
             ),
+        )
+        self.publisher.emit(
+            ReadStateChanged(viewer.id, conversation.id, conversation.message_count)
         )
         return conversation
 
@@ -399,14 +568,27 @@ class Conversations:
         kind: ConversationType | None = None,
         company_id: str | None = None,
         unread_only: bool = False,
+        status: ConversationStatus | None = None,
+        assignee_id: str | None = None,
+        archived: bool = False,
     ) -> Page[Conversation]:
-        """Readable conversations by last activity, newest first."""
+        """Readable conversations by the viewer's audience's last activity, newest first;
+        `archived`: the ones the viewer archived instead of the others."""
         size = page_size(first, "first")
         narrowing: Document = {}
         if kind is not None:
             narrowing["type"] = {"$eq": kind.value}
         if company_id is not None:
             narrowing["company_id"] = {"$eq": parse_id(company_id, "company")}
+        if status is ConversationStatus.OPEN:  # documents written before statuses are OPEN
+            others = [s.value for s in ConversationStatus if s is not ConversationStatus.OPEN]
+            narrowing["status"] = {"$nin": others}
+        elif status is not None:
+            narrowing["status"] = {"$eq": status.value}
+        if assignee_id is not None:
+            narrowing["assignee_id"] = {"$eq": parse_id(assignee_id, "assignee")}
+        archived_field = f"archived_by_{'staff' if viewer.is_practitioner else 'clients'}"
+        narrowing[archived_field] = viewer.id if archived else {"$nin": [viewer.id]}
         cursor = parse_activity_cursor(after, "after") if after is not None else None
         if not unread_only:
             items = await readable_in_activity_order(self.db, viewer, narrowing, cursor, size + 1)
@@ -418,6 +600,7 @@ class Conversations:
 
     async def history(
         self,
+        viewer: User,
         conversation: Conversation,
         *,
         first: int | None = None,
@@ -427,7 +610,7 @@ class Conversations:
     ) -> Page[Message]:
         """A page of a conversation's messages, oldest first; the newest page by default."""
         return await history.read_page(
-            self.db, HistoryRequest(conversation, first, after, last, before)
+            self.db, HistoryRequest(conversation, viewer, first, after, last, before)
         )
 
     async def history_pages(
@@ -462,26 +645,109 @@ class Conversations:
         """Messages after the viewer's read mark that the viewer did not write, per
         conversation, from the read marks alone (one query whatever the number of
         conversations): sending moves the author's own mark to the message, so every message
-        after a mark is someone else's, and `seq` numbers every stored message but the
-        `skipped_seqs` a failed write left unused."""
-        marks = await self._read_marks(viewer.id, [c.id for c in conversations])
-        counts = []
-        for conversation in conversations:
-            mark = marks.get(conversation.id, 0)
-            skipped = sum(1 for seq in conversation.skipped_seqs if seq > mark)
-            counts.append(max(conversation.message_count - mark - skipped, 0))
-        return counts
+        after a mark is someone else's, and the viewer's audience's counter numbers every
+        stored message it counts but the ordinals a failed write left unused. Notes count for
+        practitioners only, timeline events for nobody (`models`)."""
+        audience = audience_of(viewer)
+        marks = await self._read_marks(viewer.id, [c.id for c in conversations], audience)
+        return [
+            unread_after(c.count(audience), c.skipped(audience), marks.get(c.id, 0))
+            for c in conversations
+        ]
+
+    async def unread_summary(self, viewer: User) -> UnreadSummary:
+        """The viewer's badges in a bounded number of commands whatever its inbox: the counters
+        of every readable conversation (one query per branch of the access rule, projected),
+        all of the viewer's read marks, and a count of its unread notifications."""
+        audience = audience_of(viewer)
+        counter, skipped, ordinal = _AUDIENCE_FIELDS[audience]
+        projection = {"message_count": 1, "skipped_seqs": 1, counter: 1, skipped: 1}
+        branches = [
+            self.db.conversations.find(branch, projection).batch_size(SUMMARY_BATCH).to_list()
+            for branch in readable_branches(viewer)
+        ]
+        marks_query = self.db.read_marks.find(
+            {"user_id": {"$eq": viewer.id}}, {"conversation_id": 1, "seq": 1, ordinal: 1}
+        ).batch_size(SUMMARY_BATCH)
+        unread_notifications = {**readable_notifications_filter(viewer), "unread": {"$eq": 1}}
+        *found, mark_docs, notifications = await asyncio.gather(
+            *branches,
+            marks_query.to_list(),
+            self.db.notifications.count_documents(unread_notifications),
+        )
+        # Documents written before notes have no audience fields: every message then counted
+        # for everyone (`models.Conversation.from_doc` reads them the same way).
+        marks = {doc["conversation_id"]: int(doc.get(ordinal, doc["seq"])) for doc in mark_docs}
+        counters = {doc["_id"]: doc for docs in found for doc in docs}  # branches overlap
+        unread = [
+            unread_after(
+                int(doc.get(counter, doc.get("message_count", 0))),
+                {int(n) for n in doc.get(skipped, doc.get("skipped_seqs", ()))},
+                marks.get(conversation_id, 0),
+            )
+            for conversation_id, doc in counters.items()
+        ]
+        return UnreadSummary(
+            conversations=sum(1 for n in unread if n > 0),
+            messages=sum(unread),
+            notifications=notifications,
+        )
+
+    async def read_marks_of(
+        self, conversations: Sequence[Conversation]
+    ) -> dict[str, dict[str, ReadMark]]:
+        """The read marks of the participants of `conversations`, per conversation and user."""
+        return await marks_of_participants(
+            self.db, [(c.id, c.participant_ids) for c in conversations]
+        )
+
+    async def last_readable_at(
+        self, viewer: User, conversation_id: str, seq: int
+    ) -> Message | None:
+        """The newest message the viewer may read at or before `seq` (a receipt's last read
+        message: a client never learns of a note through it)."""
+        docs = (
+            await self.db.messages.find(
+                {
+                    "conversation_id": {"$eq": conversation_id},
+                    "seq": {"$lte": seq},
+                    **readable_messages_filter(viewer),
+                }
+            )
+            .sort("seq", -1)
+            .limit(1)
+            .to_list()
+        )
+        return Message.from_doc(docs[0]) if docs else None
+
+    async def messages_by_ids(self, firm_id: str, ids: list[str]) -> dict[str, Message]:
+        """Messages of a firm by id alone (an edit or a deletion names nothing else); the
+        caller checks access on their conversations."""
+        docs = await self.db.messages.find(
+            {"_id": {"$in": ids}, "firm_id": {"$eq": firm_id}}
+        ).to_list()
+        return {doc["_id"]: Message.from_doc(doc) for doc in docs}
 
     async def messages_after(
-        self, conversation_id: str, seq: int, limit: int, until: int | None = None
+        self,
+        viewer: User,
+        conversation_id: str,
+        seq: int,
+        limit: int,
+        until: int | None = None,
     ) -> list[Message]:
-        """Stored messages with `seq` after `seq` (and before `until`), oldest first."""
+        """Stored messages the viewer may read with `seq` after `seq` (and before `until`),
+        oldest first."""
         seq_range: Document = {"$gt": seq}
         if until is not None:
             seq_range["$lt"] = until
         docs = (
             await self.db.messages.find(
-                {"conversation_id": {"$eq": conversation_id}, "seq": seq_range}
+                {
+                    "conversation_id": {"$eq": conversation_id},
+                    "seq": seq_range,
+                    **readable_messages_filter(viewer),
+                }
             )
             .sort("seq", 1)
             .limit(limit)
@@ -506,8 +772,13 @@ class Conversations:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _eligible_users(
-        self, viewer: User, kind: ConversationType, company_id: str | None, ids: list[str]
+    async def eligible_users(
+        self,
+        viewer: User,
+        kind: ConversationType,
+        company_id: str | None,
+        ids: list[str],
+        field: str = "participantIds",
     ) -> list[User]:
         """The designated users, each checked against the eligibility rule of the policy.
 
@@ -526,7 +797,7 @@ class Conversations:
             if participant_id not in found:
                 raise NotFound(
                     f"participant {participant_id!r} not found among the users you may designate",
-                    field="participantIds",
+                    field=field,
                 )
         return [found[i] for i in ids]
 
@@ -558,24 +829,30 @@ class Conversations:
             return {}
         return {"$or": [by_name, search_filter("email", search)]}
 
-    async def _forget_seq(self, conversation: Conversation, seq: int, lost_message_id: str) -> None:
-        """A reply took `seq` and was not stored: record the number as unused and point the
-        conversation at its newest stored message again, with its time. (If this process dies
-        first, the crash recovery does the same: `recovery.py`.)"""
-        await self.db.conversations.update_one(
-            conversation_key(conversation), {"$push": {"skipped_seqs": seq}}
-        )
-        latest = await newest_message(self.db, conversation.id)
-        if latest:
-            await self.db.conversations.update_one(
-                {**conversation_key(conversation), "last_message_id": lost_message_id},
-                {
-                    "$set": {
-                        "last_message_id": latest["_id"],
-                        "last_activity_ms": latest["created_ms"],
-                    }
-                },
-            )
+    async def stop_counting(self, conversation: Conversation, message: Message) -> None:
+        """`message` took its numbers and no longer counts (its write failed; or it was
+        deleted): record its `seq` and the ordinals its kind took as unused, and point each
+        audience's last message at its newest stored one again, with its time. (If this process
+        dies first, the crash recovery does the same: `recovery.py`.)"""
+        skipped: Document = {"skipped_seqs": message.seq}
+        if counts_for(message.kind, Audience.STAFF):
+            skipped["skipped_staff"] = message.staff_n
+        if counts_for(message.kind, Audience.CLIENT):
+            skipped["skipped_client"] = message.client_n
+        await self.db.conversations.update_one(conversation_key(conversation), {"$push": skipped})
+        fields = {
+            Audience.STAFF: ("last_message_id", "last_activity_ms"),
+            Audience.CLIENT: ("client_last_message_id", "client_activity_ms"),
+        }
+        for audience, (last_id, activity) in fields.items():
+            if not counts_for(message.kind, audience):
+                continue
+            latest = await newest_message(self.db, conversation.id, audience, before=message.seq)
+            if latest:
+                await self.db.conversations.update_one(
+                    {**conversation_key(conversation), last_id: {"$eq": message.id}},
+                    {"$set": {last_id: latest["_id"], activity: latest["created_ms"]}},
+                )
 
     async def _conversation_by_client_id(
         self, viewer: User, client_message_id: str
@@ -614,16 +891,33 @@ class Conversations:
             )
         return message
 
-    async def _read_marks(self, user_id: str, conversation_ids: list[str]) -> dict[str, int]:
+    async def _read_marks(
+        self, user_id: str, conversation_ids: list[str], audience: Audience
+    ) -> dict[str, int]:
+        """The user's marks as its audience's ordinals (marks written before notes: `seq`)."""
         # By user (the shard key) rather than by `_id`: one shard answers, not all of them.
         query = {"user_id": {"$eq": user_id}, "conversation_id": {"$in": conversation_ids}}
+        field = "staff_n" if audience is Audience.STAFF else "client_n"
         return {
-            doc["conversation_id"]: int(doc["seq"]) async for doc in self.db.read_marks.find(query)
+            doc["conversation_id"]: int(doc.get(field, doc["seq"]))
+            async for doc in self.db.read_marks.find(query)
         }
 
-    async def _move_read_mark(self, user_id: str, conversation_id: str, seq: int) -> None:
+    async def _move_read_mark(
+        self, user_id: str, conversation_id: str, seq: int, staff_n: int, client_n: int
+    ) -> None:
         """Move the mark forward only: a late, older update never moves it back."""
-        await self._read_mark_writes.submit((user_id, conversation_id, seq))
+        await self._read_mark_writes.submit((user_id, conversation_id, seq, staff_n, client_n))
+
+    async def start_read_mark(self, user_id: str, conversation: Conversation) -> None:
+        """An added participant's mark starts at the conversation's counters now."""
+        await self._move_read_mark(
+            user_id,
+            conversation.id,
+            conversation.message_count,
+            conversation.staff_count,
+            conversation.client_count,
+        )
 
     async def _scan_unread(
         self, viewer: User, narrowing: Document, cursor: ActivityKey | None, wanted: int
@@ -639,8 +933,22 @@ class Conversations:
             found.extend(c for c, n in zip(batch, counts, strict=True) if n > 0)
             if len(batch) < UNREAD_SCAN_BATCH:
                 break
-            cursor = (batch[-1].last_activity_ms, batch[-1].id)
+            cursor = (batch[-1].activity_ms(audience_of(viewer)), batch[-1].id)
         return found[:wanted]
+
+
+_AUDIENCE_FIELDS = {
+    Audience.STAFF: ("staff_count", "skipped_staff", "staff_n"),
+    Audience.CLIENT: ("client_count", "skipped_client", "client_n"),
+}
+"""Per audience: the conversation's counter, its skipped ordinals, and a read mark's ordinal."""
+
+
+def unread_after(count: int, skipped: Iterable[int], mark: int) -> int:
+    """Messages after a read mark at ordinal `mark`: every ordinal the audience's counter handed
+    out after it, but those no message holds (failed writes, deleted messages)."""
+    after_mark = sum(1 for n in set(skipped) if n > mark)
+    return max(count - mark - after_mark, 0)
 
 
 async def _shielded(cleanup: Awaitable[None]) -> None:

@@ -6,7 +6,7 @@ in an earlier email, grouped by conversation (most recent activity first), each 
 the company, the authors and the latest previews (`bodyText`). Left out:
 - the notifications of a conversation the user may no longer read (`policy.can_read`), and the
   messages it may not read (`policy.can_read_message`: notes are never shown to clients);
-- deleted messages (a message document with `deleted_at` set, SPEC §14);
+- deleted messages (a message document with `deleted_ms` set, SPEC §14);
 - muted conversations (`is_muted`, SPEC §13);
 - everything, when the user's email setting is OFF, or no longer the email's frequency.
 """
@@ -29,18 +29,15 @@ PREVIEWS_PER_CONVERSATION = 3
 PREVIEW_CHARACTERS = 280
 
 
-async def is_muted(db: Db, user: User, conversation: Conversation) -> bool:
-    """Whether `user` muted `conversation` (SPEC §13 `muteConversation`, per viewer).
-
-    The one hook through which email follows muting. The conversation lifecycle feature owns
-    the per-viewer state; until it stores one, nothing is muted. When it lands, read that state
-    here (from `conversation` if it is stored on the conversation, else from `db`)."""
-    return False
+def is_muted(user: User, conversation: Conversation) -> bool:
+    """Whether `user` muted `conversation` (SPEC §13 `muteConversation`, per viewer: the
+    conversation's `muted_by`). The one hook through which email follows muting."""
+    return user.id in conversation.muted_by
 
 
 def is_deleted(doc: Document) -> bool:
-    """A deleted message (SPEC §14: `deleteMessage` sets `deleted_at`) is never emailed."""
-    return doc.get("deleted_at") is not None
+    """A deleted message (SPEC §14: `deleteMessage` sets `deleted_ms`) is never emailed."""
+    return doc.get("deleted_ms") is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +201,7 @@ class DigestBuilder:
                 continue
             group = groups.get(conversation.id)
             if group is None:
-                if await is_muted(self.db, user, conversation):
+                if is_muted(user, conversation):
                     continue
                 company = companies.get(conversation.company_id or "")
                 group = groups[conversation.id] = ConversationDigest(

@@ -16,7 +16,7 @@ from pymongo import DESCENDING
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from graphql_api import clock
-from graphql_api.conversations.models import Message, MessageRef
+from graphql_api.conversations.models import Message, MessageKind, MessageRef
 from graphql_api.conversations.read_marks import move_read_marks
 from graphql_api.database import Db, Document, is_transient, only_duplicates, retrying_once
 from graphql_api.directory.models import User
@@ -111,9 +111,19 @@ class Notifications:
             message = Message.from_doc(doc)
             # The author's mark moves before a message is stored; messages written before that
             # rule (or by hand) get it here too.
-            await move_read_marks(
-                self.db, [(message.author_id, message.conversation_id, message.seq)]
-            )
+            if message.kind is not MessageKind.EVENT:  # an event's actor has read nothing
+                await move_read_marks(
+                    self.db,
+                    [
+                        (
+                            message.author_id,
+                            message.conversation_id,
+                            message.seq,
+                            message.staff_n,
+                            message.client_n,
+                        )
+                    ],
+                )
             company_id = companies.get(message.conversation_id)
             await self.fan_out(message, list(doc.get("recipients", [])), company_id)
         return len(docs)
@@ -211,6 +221,21 @@ class Notifications:
         await self.db.notifications.update_many(query, update)
         marked = {**query, "unread": 0, "read_ms": read_ms}
         return await self.db.notifications.count_documents(marked)
+
+    async def mark_message_read(self, message: Message, user_ids: Iterable[str]) -> None:
+        """Mark the notifications of a deleted message read: nothing is left to read, and the
+        badges must agree with `unreadCount`, from which it no longer counts."""
+        users = sorted(set(user_ids))
+        if not users:
+            return
+        await self.db.notifications.update_many(
+            {
+                "_id": {"$in": [notification_id(message.id, u) for u in users]},
+                "user_id": {"$in": users},
+                "unread": {"$eq": 1},
+            },
+            {"$set": {"unread": 0, "read_ms": clock.now_ms()}},
+        )
 
     async def mark_conversation_read(self, viewer: User, conversation_id: str, seq: int) -> int:
         """Mark the viewer's notifications of a conversation's messages up to `seq` read, when

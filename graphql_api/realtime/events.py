@@ -3,12 +3,17 @@
 An event carries the stored document's record, re-read from the database, never the client's
 input. Topics: a conversation's messages (`messageAdded`), a firm's conversation activity
 (`inboxUpdated`, filtered per subscriber by the access policy), a user's notifications
-(`notificationAdded`) and changes to a user's own document (favorites: access is re-checked with
+(`notificationAdded`), rewrites of messages and changes of a conversation or of its read marks
+(`messageUpdated`, `conversationUpdated`, on the conversation's topic) and changes to a user's
+own document (favorites: access is re-checked with
 them). `Resync` tells a topic's subscribers that events were lost.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from graphql_api.conversations.models import Conversation, Message
@@ -84,6 +89,52 @@ class UserChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageUpdated:
+    """A message was edited or deleted (`messageUpdated`): one event per version."""
+
+    message: Message
+
+    def key(self) -> str | None:
+        return message_version_key(self.message.id, self.message.version)
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.message.conversation_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationChanged:
+    """A conversation's shared state changed (participants, client visibility, subject, status,
+    assignee: SPEC §13), carrying it as stored after the change: `conversationUpdated`.
+    Subscribers of the conversation re-check access with it at once: a removed participant's
+    `messageAdded` ends. Other processes publish it from the change stream's update of the
+    conversation; the key (its state) makes that copy a duplicate of the local one."""
+
+    conversation: Conversation
+
+    def key(self) -> str | None:
+        c = self.conversation
+        return conversation_state_key(c.id, c.subject, c.participant_ids, c.status, c.assignee_id)
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.conversation.id), firm_topic(self.conversation.firm_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStateChanged:
+    """A participant's read mark moved (`conversationUpdated`: receipts changed)."""
+
+    user_id: str
+    conversation_id: str
+    seq: int
+
+    def key(self) -> str | None:
+        return f"read_marks:{self.user_id}:{self.conversation_id}@{self.seq}"
+
+    def topics(self) -> list[Topic]:
+        return [conversation_topic(self.conversation_id)]
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Events were lost: a change stream's position fell off the oplog (MongoDB error 286) and
     it restarted from now. A subscriber re-reads what it shows (its viewer, and a conversation's
@@ -98,4 +149,33 @@ class Resync:
         return [self.topic]
 
 
-Event = MessageAdded | ConversationCreated | NotificationAdded | UserChanged | Resync
+def conversation_state_key(
+    conversation_id: str,
+    subject: object,
+    participant_ids: Iterable[object],
+    status: object,
+    assignee_id: object,
+) -> str:
+    """The key of a conversation in one state of what `conversationUpdated` shows (a change
+    stream sees every update of a conversation, most of them new messages: those keep it)."""
+    state = json.dumps(
+        [str(subject), sorted(str(p) for p in participant_ids), str(status), str(assignee_id)]
+    )
+    return f"conversations:{conversation_id}#{hashlib.sha1(state.encode()).hexdigest()}"
+
+
+def message_version_key(message_id: str, version: int) -> str:
+    """The key of a message's rewrite to `version` (an edit or the deletion)."""
+    return f"messages:{message_id}@{version}"
+
+
+Event = (
+    MessageAdded
+    | ConversationCreated
+    | NotificationAdded
+    | UserChanged
+    | MessageUpdated
+    | ConversationChanged
+    | ReadStateChanged
+    | Resync
+)

@@ -75,15 +75,19 @@ class EventHub:
         if key is not None:
             if key in self._seen:
                 return
-            self._seen[key] = None
-            if len(self._seen) > RECENT_EVENT_KEYS:
-                self._seen.popitem(last=False)
+            self.remember(key)
         delivered: set[int] = set()
         for topic in event.topics():
             for subscriber in tuple(self._subscribers.get(topic, ())):
                 if id(subscriber) not in delivered:
                     delivered.add(id(subscriber))
                     subscriber.offer(event)
+
+    def remember(self, key: str) -> None:
+        """Count the event of `key` as published (a state this process already knows)."""
+        self._seen[key] = None
+        if len(self._seen) > RECENT_EVENT_KEYS:
+            self._seen.popitem(last=False)
 
     def has_seen(self, key: str) -> bool:
         """Whether the event of this key was published here already (a change stream's copy of

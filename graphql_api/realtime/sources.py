@@ -20,6 +20,18 @@ Re-reading costs a query per event and per process, so it is skipped where it is
 this process's own writes (already published, the hub remembers their keys) and for documents
 whose topics have no subscriber here (a bulk import would otherwise cost a query per document).
 
+A lifecycle change (SPEC §13) also inserts its timeline event, a message of kind EVENT, and
+that insert is published as `ConversationChanged` (with the conversation re-read) followed by
+the event itself; the update of the conversation, seen below, then carries the same key.
+
+Updates of messages and conversations are watched too, for `messageUpdated` and
+`conversationUpdated`: most of them (a message's fan-out flag, a conversation's counter) change
+nothing those show, which the change's document tells without a query (a message's `version`,
+a conversation's subject, participants, status and assignee, keyed like the hub's events); the
+rest are re-read only when someone here listens to the conversation. A conversation this process
+has never seen in its current state (created before the process started) may thus be delivered
+once unchanged. Read marks are published from the change itself (ids and a number).
+
 The `users` stream reports updates, replaces and deletes (not inserts: a user nobody has read
 yet is in no cache). Each evicts the user from this process's user cache, then publishes
 `UserChanged` so that live subscriptions re-read their viewer: the cache serves users only while
@@ -47,22 +59,27 @@ from typing import Any
 import pymongo
 from pymongo.errors import OperationFailure, PyMongoError
 
-from graphql_api.conversations.models import Conversation, Message
+from graphql_api.conversations.models import Conversation, Message, MessageKind
 from graphql_api.database import Db, Document
 from graphql_api.directory.user_cache import UserCache
 from graphql_api.notifications.models import Notification
 from graphql_api.notifications.service import notification_docs
 from graphql_api.realtime.events import (
+    ConversationChanged,
     ConversationCreated,
     Event,
     MessageAdded,
+    MessageUpdated,
     NotificationAdded,
+    ReadStateChanged,
     Resync,
     Topic,
     UserChanged,
+    conversation_state_key,
     conversation_topic,
     event_key,
     firm_topic,
+    message_version_key,
     user_topic,
 )
 from graphql_api.realtime.hub import EventHub
@@ -85,6 +102,9 @@ class Publisher:
 
     def emit(self, event: Event) -> None:
         self.hub.publish(event)
+        if isinstance(event, ConversationCreated):
+            # Its first state: later updates that keep it (new messages) change nothing shown.
+            self.hub.remember(ConversationChanged(event.conversation).key() or "")
 
 
 # The position of a stream is gone: its token fell off the oplog (ChangeStreamHistoryLost), the
@@ -123,14 +143,24 @@ async def change_streams_supported(db: Db) -> bool | None:
 
 _Loader = Callable[[Document], Event]
 
-# Per collection: the changes watched, and the event a re-read document makes.
-_INSERTS = ["insert"]
+# Per collection: the changes watched, and the event a re-read inserted document makes. Updates
+# of messages (edits, deletions), conversations (SPEC §13 changes) and read marks are mapped by
+# `_publish_update`.
+_INSERTS_AND_UPDATES = ["insert", "update", "replace"]
 _USER_CHANGES = ["update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate"]
 _COLLECTIONS: dict[str, tuple[list[str], _Loader]] = {
-    "messages": (_INSERTS, lambda doc: MessageAdded(Message.from_doc(doc))),
-    "conversations": (_INSERTS, lambda doc: ConversationCreated(Conversation.from_doc(doc))),
+    "messages": (_INSERTS_AND_UPDATES, lambda doc: MessageAdded(Message.from_doc(doc))),
+    "conversations": (
+        _INSERTS_AND_UPDATES,
+        lambda doc: ConversationCreated(Conversation.from_doc(doc)),
+    ),
+    "read_marks": (_INSERTS_AND_UPDATES, lambda doc: _read_state_changed(doc)),
     "users": (_USER_CHANGES, lambda doc: UserChanged(doc["_id"])),
 }
+
+
+def _read_state_changed(doc: Document) -> ReadStateChanged:
+    return ReadStateChanged(str(doc["user_id"]), str(doc["conversation_id"]), int(doc["seq"]))
 
 
 def _topics_of(name: str, document: Document | None) -> list[Topic] | None:
@@ -200,7 +230,12 @@ class ChangeStreamSource:
         delay = RETRY_DELAY_SECONDS
         while True:
             try:
-                async with await self.db[name].watch(pipeline, start_after=token) as stream:
+                # `updateLookup`: an update's event carries the document as it is now (the
+                # embedded server always sends it), to tell an edit from a message's fan-out
+                # flag without a query.
+                async with await self.db[name].watch(
+                    pipeline, start_after=token, full_document="updateLookup"
+                ) as stream:
                     self._mark_open(name)
                     try:
                         delay = RETRY_DELAY_SECONDS
@@ -270,6 +305,16 @@ class ChangeStreamSource:
         if key is None:
             return
         key = str(key)  # the embedded server answers our string ids as ObjectIds here
+        if name == "read_marks":
+            # The event is the mark's ids and number: strings and an integer, which the change
+            # carries intact (no re-read).
+            document = change.get("fullDocument")
+            if isinstance(document, dict) and "seq" in document:
+                self.hub.publish(_read_state_changed(document))
+            return
+        if change.get("operationType") != "insert":
+            await self._publish_update(name, key, change)
+            return
         if self.hub.has_seen(event_key(name, key)):
             return
         topics = _topics_of(name, change.get("fullDocument"))
@@ -286,6 +331,43 @@ class ChangeStreamSource:
             await self._publish_conversation(event)
         else:
             self.hub.publish(event)
+
+    async def _publish_update(self, name: str, key: str, change: Document) -> None:
+        """An updated message or conversation: published when it is a change readers are shown
+        (a message's new version; a conversation's subject, participants, status or assignee),
+        this process has not published it, and someone here listens to its conversation."""
+        document = change.get("fullDocument")
+        if not isinstance(document, dict):
+            return
+        try:
+            if name == "messages":
+                version = int(document.get("version") or 0)
+                if version == 0:
+                    return  # not rewritten: its fan-out flag, the recovery
+                event_id = message_version_key(key, version)
+                conversation_id = str(document["conversation_id"])
+            else:
+                event_id = conversation_state_key(
+                    key,
+                    document["subject"],
+                    document.get("participant_ids", ()),
+                    document.get("status"),
+                    document.get("assignee_id"),
+                )
+                conversation_id = key
+        except (KeyError, TypeError, ValueError):
+            return
+        if self.hub.has_seen(event_id) or not self.hub.has_listeners(
+            conversation_topic(conversation_id)
+        ):
+            return
+        doc = await self.db[name].find_one({**change["documentKey"], "_id": key})
+        if doc is None:
+            return
+        if name == "messages":
+            self.hub.publish(MessageUpdated(Message.from_doc(doc)))
+        else:
+            self.hub.publish(ConversationChanged(Conversation.from_doc(doc)))
 
     def _user_changed(self, user_id: str | None) -> None:
         """A user was updated, replaced or deleted (by any process): evicted from the cache
@@ -308,6 +390,10 @@ class ChangeStreamSource:
             )
             if conversation is not None:
                 event = MessageAdded(event.message, Conversation.from_doc(conversation))
+        if event.message.kind is MessageKind.EVENT and event.conversation is not None:
+            # A lifecycle change made on another process: its subscribers re-check access with
+            # the conversation as changed before they are shown the event (as locally).
+            self.hub.publish(ConversationChanged(event.conversation))
         self.hub.publish(event)
         if event.message.seq > 1 and event.conversation is not None:
             # (A first message is stored before its conversation: see below.)
@@ -319,6 +405,7 @@ class ChangeStreamSource:
         """A new conversation, and the notifications of its first message: they wait for the
         conversation, which is stored after the message (a subscriber checks access on it)."""
         self.hub.publish(event)
+        self.hub.remember(ConversationChanged(event.conversation).key() or "")
         conversation = event.conversation
         others = [u for u in conversation.participant_ids if u != conversation.created_by]
         if not any(self.hub.has_listeners(user_topic(u)) for u in others):

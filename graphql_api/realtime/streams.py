@@ -8,10 +8,16 @@
   arrive out of `seq` order (two senders take 5 and 6, 6 is stored first): early ones are held
   up to `GAP_WAIT_SECONDS`, and only a gap that does not close by itself is read from the
   database (one query per subscriber per gap would swamp it under load). Access is re-checked on
-  every event with the viewer as stored now: losing the conversation ends the stream with
-  NOT_FOUND at once, and each message passes the policy's per-message rule.
+  every event with the viewer as stored now, and on every change of the conversation
+  (`ConversationChanged`: a participant removed, client visibility lost) with the conversation
+  as changed: losing it ends the stream with NOT_FOUND at once. Each message passes the policy's
+  per-message rule: a client's stream skips internal notes, live and in replay, as if they did
+  not exist (their numbers are gaps, like a reply never stored).
 - `readable_notifications`, `readable_inbox_changes`: the viewer's events that the policy lets
   it read.
+- `readable_message_updates`, `conversation_changes` (SPEC §14): edits and deletions of a
+  conversation's messages, and the conversation as its shared state or receipts change, checked
+  the same way (losing the conversation ends them with NOT_FOUND).
 
 The per-connection cap is ours, not Strawberry's `max_subscriptions_per_connection`: that one
 counts queries and mutations in flight too and answers an error without `extensions.code`.
@@ -33,9 +39,12 @@ from graphql_api.metrics import observe_delivery, subscription_running
 from graphql_api.notifications.models import Notification
 from graphql_api.policy import can_read, can_read_message
 from graphql_api.realtime.events import (
+    ConversationChanged,
     ConversationCreated,
     MessageAdded,
+    MessageUpdated,
     NotificationAdded,
+    ReadStateChanged,
     Resync,
     Topic,
     UserChanged,
@@ -143,7 +152,7 @@ class _MessageStream:
         while True:
             viewer = await self.reader()
             page = await self.conversations.messages_after(
-                self.conversation.id, self.last_seq, REPLAY_BATCH, until=until
+                viewer, self.conversation.id, self.last_seq, REPLAY_BATCH, until=until
             )
             for message in page:
                 self.last_seq = message.seq
@@ -155,7 +164,10 @@ class _MessageStream:
     async def live(self, subscriber: Subscriber) -> AsyncIterator[Message]:
         while True:
             event = await self._next(subscriber)
-            if isinstance(event, UserChanged):
+            if isinstance(event, ConversationChanged | MessageAdded) and event.conversation:
+                self.conversation = _newer(self.conversation, event.conversation)
+            if isinstance(event, UserChanged | ConversationChanged):
+                # A participant removed, client visibility lost: told at once, as NOT_FOUND.
                 await self.reader()
                 continue
             if isinstance(event, Resync):  # events were lost: read what was stored meanwhile
@@ -198,6 +210,11 @@ class _MessageStream:
         self.pending = {seq: m for seq, m in self.pending.items() if seq > self.last_seq}
 
 
+def _newer(current: Conversation, candidate: Conversation) -> Conversation:
+    """The later of two states of one conversation: every change numbers a message."""
+    return candidate if candidate.message_count >= current.message_count else current
+
+
 async def readable_notifications(
     subscriber: Subscriber, viewer: CurrentViewer, load: LoadConversation
 ) -> AsyncIterator[Notification]:
@@ -223,5 +240,56 @@ async def readable_inbox_changes(
             conversation = event.conversation
         elif isinstance(event, MessageAdded) and event.message.seq > 1:
             conversation = event.conversation or await load(event.message.conversation_id)
-        if conversation is not None and can_read(current, conversation):
+        if conversation is None or not can_read(current, conversation):
+            continue
+        if isinstance(event, MessageAdded) and not can_read_message(
+            current, conversation, event.message
+        ):
+            continue  # a note, for a client: nothing happened
+        yield conversation
+
+
+async def readable_message_updates(
+    subscriber: Subscriber, viewer: CurrentViewer, conversation: Conversation
+) -> AsyncIterator[Message]:
+    """Edits and deletions of the conversation's messages, each checked with the per-message rule
+    for the viewer as stored now."""
+    while True:
+        event = await subscriber.next()
+        if isinstance(event, ConversationChanged):
+            conversation = _newer(conversation, event.conversation)
+        elif not isinstance(event, MessageUpdated | UserChanged):
+            continue
+        current = await viewer()
+        if not can_read(current, conversation):
+            raise NotFound("conversation not found")
+        if isinstance(event, MessageUpdated) and can_read_message(
+            current, conversation, event.message
+        ):
+            yield event.message
+
+
+async def conversation_changes(
+    subscriber: Subscriber,
+    viewer: CurrentViewer,
+    conversation: Conversation,
+    load: LoadConversation,
+) -> AsyncIterator[Conversation]:
+    """The conversation as its subject, participants, status, assignee (SPEC §13) or read
+    receipts (a participant's read mark moved) change."""
+    while True:
+        event = await subscriber.next()
+        changed = False
+        if isinstance(event, ConversationChanged):
+            conversation, changed = _newer(conversation, event.conversation), True
+        elif isinstance(event, ReadStateChanged | Resync):
+            loaded = await load(conversation.id)
+            if loaded is None:
+                raise NotFound("conversation not found")
+            conversation, changed = loaded, True
+        elif not isinstance(event, UserChanged):
+            continue
+        if not can_read(await viewer(), conversation):
+            raise NotFound("conversation not found")
+        if changed:
             yield conversation

@@ -31,12 +31,15 @@ from collections.abc import Iterable, Sequence
 
 from pymongo import UpdateOne
 
-from graphql_api.conversations.models import Conversation
+from graphql_api.conversations.models import Conversation, MessageKind
 from graphql_api.database import Db, Document
 from graphql_api.policy import read_grants
 from graphql_api.search.terms import fold
 
 REFRESH_BATCH = 500
+SEARCHED_KINDS: Document = {"kind": {"$nin": [MessageKind.EVENT.value]}}
+"""Messages and notes carry search fields; timeline events never do (they have no text of
+their own, and never get read grants: search cannot find them)."""
 """Messages read and rewritten per command when a subject changes."""
 REINDEX_BATCH = 100
 """Conversations read per command by `reindex_all`."""
@@ -63,7 +66,7 @@ def search_fields(
 async def refresh_read_grants(db: Db, conversation: Conversation) -> None:
     """Copy the conversation's current read grants onto every one of its messages."""
     await db.messages.update_many(
-        {"conversation_id": {"$eq": conversation.id}},
+        {"conversation_id": {"$eq": conversation.id}, **SEARCHED_KINDS},
         {"$set": {"read_grants": read_grants(conversation)}},
     )
 
@@ -71,7 +74,7 @@ async def refresh_read_grants(db: Db, conversation: Conversation) -> None:
 async def reindex_conversation(db: Db, conversation: Conversation) -> None:
     """Write every search field of every message of `conversation` from what is stored."""
     await db.messages.update_many(
-        {"conversation_id": {"$eq": conversation.id}},
+        {"conversation_id": {"$eq": conversation.id}, **SEARCHED_KINDS},
         {
             "$set": {
                 "read_grants": read_grants(conversation),
@@ -107,7 +110,7 @@ async def refresh_search_text(
     """Recompute `search_text` and `attachment_count` from what is stored now (the
     conversation's subject as given, each message's plain text and filenames; no words once
     deleted), for `message_ids` or for every message of the conversation."""
-    query: Document = {"conversation_id": {"$eq": conversation.id}}
+    query: Document = {"conversation_id": {"$eq": conversation.id}, **SEARCHED_KINDS}
     if message_ids is not None:
         query["_id"] = {"$in": list(message_ids)}
     after = 0
@@ -115,7 +118,7 @@ async def refresh_search_text(
         batch = (
             await db.messages.find(
                 {**query, "seq": {"$gt": after}},
-                {"_id": 1, "seq": 1, "body_text": 1, "attachment_ids": 1, "deleted_at": 1},
+                {"_id": 1, "seq": 1, "body_text": 1, "attachment_ids": 1, "deleted_ms": 1},
             )
             .sort("seq", 1)
             .limit(REFRESH_BATCH)
@@ -147,7 +150,7 @@ async def refresh_search_text(
 def _stored_search_text(
     conversation: Conversation, doc: Document, names: dict[str, list[str]]
 ) -> str:
-    if doc.get("deleted_at") is not None:
+    if doc.get("deleted_ms") is not None:
         return ""
     return search_text(conversation.subject, doc.get("body_text", ""), names.get(doc["_id"], ()))
 

@@ -4,7 +4,7 @@ query, most relevant first, a page at a time.
 One `$text` query on `messages` carries everything that decides a result, so that pages are
 full and nothing leaks through counts: the words (`terms.SearchQuery`), the access rule
 (`policy.searchable_messages_filter`: firm, read grants, the per-message rule), deletions
-(`deleted_at` absent) and the client's filters (company, type, author, dates, attachments), all
+(`deleted_ms` absent) and the client's filters (company, type, author, dates, attachments), all
 as one flat document (the embedded server evaluates a `$or` or `$and` beside `$text` in Python
 over every document). Each result is checked again against its conversation as stored
 (`policy.can_read_message`), which only ever drops something while a writer has not yet
@@ -134,7 +134,7 @@ class Search:
         matching = _conjoin_all(
             {"$text": {"$search": parsed.text_search}},
             searchable_messages_filter(viewer),
-            {"deleted_at": {"$exists": False}},
+            {"deleted_ms": {"$exists": False}},
             narrowing,
         )
         if matching is None:
@@ -179,7 +179,7 @@ class Search:
         hits = []
         for rank, doc in enumerate(ranked, before + 1):
             stored = messages.get(doc["_id"])
-            if stored is None or stored.get("deleted_at") is not None:
+            if stored is None or stored.get("deleted_ms") is not None:
                 continue
             message = Message.from_doc(stored)
             found = conversations.get(message.conversation_id)

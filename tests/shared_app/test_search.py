@@ -193,6 +193,41 @@ async def test_added_participants_find_the_history_once_read_grants_are_refreshe
     assert await found_texts(api, "paul", "pelican") == ["pelican"]
 
 
+ADD_PARTICIPANTS = """mutation($c: ID!, $u: [ID!]!) {
+  addParticipants(conversationId: $c, userIds: $u) { id } }"""
+RENAME = """mutation($c: ID!, $s: String!) { renameConversation(conversationId: $c, subject: $s) {
+  id } }"""
+
+
+async def test_participants_added_and_subjects_renamed_through_the_api_are_searched_at_once(api):
+    created = await create(
+        api, "alice", "PRIVATE", ["carla"], subject="Old heading", body="<p>walrus</p>"
+    )
+    assert await found_texts(api, "paul", "walrus") == []
+    await api.gql(ADD_PARTICIPANTS, {"c": created["id"], "u": [user_id(api, "paul")]}, as_="alice")
+    assert await found_texts(api, "paul", "walrus") == ["walrus"]
+    await api.gql(RENAME, {"c": created["id"], "s": "Payroll"}, as_="carla")
+    assert await found_texts(api, "paul", "heading") == []
+    assert await found_texts(api, "paul", "payroll") == ["walrus"]
+
+
+async def test_clients_never_find_internal_notes_practitioners_do(api):
+    created = await create(
+        api, "alice", "COMPANY", ["bob"], company="bakery", body="<p>quokka shared</p>"
+    )
+    note = {"conversationId": created["id"], "body": "<p>quokka internal</p>", "internal": True}
+    await api.gql(
+        "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
+        {"i": note},
+        as_="alice",
+    )
+    assert await found_texts(api, "bob", "quokka") == ["quokka shared"]
+    assert sorted(await found_texts(api, "alice", "quokka")) == [
+        "quokka internal",
+        "quokka shared",
+    ]
+
+
 async def test_another_firms_messages_and_ids_find_nothing(api):
     await create(api, "olga", "COMPANY", ["oscar"], company="rival", body="<p>narwhal</p>")
     assert await found_texts(api, "alice", "narwhal") == []
@@ -208,9 +243,8 @@ async def test_another_firms_messages_and_ids_find_nothing(api):
 async def test_deleted_messages_are_never_found(api, db):
     created = await create(api, "alice", "PRIVATE", ["paul"], body="<p>okapi one</p>")
     second = await send(api, "alice", created["id"], "<p>okapi two</p>")
-    await db.messages.update_one(
-        {"_id": second["id"]}, {"$set": {"deleted_at": datetime.now(UTC), "body_text": ""}}
-    )
+    delete = "mutation($m: ID!) { deleteMessage(messageId: $m) { deletedAt } }"
+    await api.gql(delete, {"m": second["id"]}, as_="alice")
     assert await found_texts(api, "paul", "okapi") == ["okapi one"]
 
 
