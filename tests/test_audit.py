@@ -17,7 +17,7 @@ from graphql_api.keys import SERVICES
 from graphql_api.recovery import recover_once
 from tests.compliance_helpers import AUDIT_LOG, audit_entries, conversation_with_file, make_admins
 from tests.conftest import Api
-from tests.conversation_helpers import company_id, create, create_input, user_id
+from tests.conversation_helpers import company_id, create, create_input, send, user_id
 
 
 @pytest.fixture
@@ -183,3 +183,65 @@ async def test_a_record_whose_writer_died_after_taking_its_number_is_stored_by_t
     assert [e["seq"] for e in entries] == [3, 2, 1]
     assert [e["action"] for e in entries][1] == "conversation.purged"
     assert await chain.verify_firm(db, head["_id"]) == (3, None)
+
+
+# -- the conversation's life (SPEC §13, §14) ---------------------------------------------------
+
+LIFECYCLE = {
+    "add": "mutation($c: ID!, $u: [ID!]!) { addParticipants(conversationId: $c, userIds: $u) "
+    "{ id } }",
+    "remove": "mutation($c: ID!, $u: ID!) { removeParticipant(conversationId: $c, userId: $u) "
+    "{ id } }",
+    "rename": "mutation($c: ID!, $s: String!) { renameConversation(conversationId: $c, "
+    "subject: $s) { id } }",
+    "status": "mutation($c: ID!) { setConversationStatus(conversationId: $c, status: RESOLVED) "
+    "{ id } }",
+    "assign": "mutation($c: ID!, $u: ID) { assignConversation(conversationId: $c, "
+    "assigneeId: $u) { id } }",
+    "edit": "mutation($m: ID!, $b: String!) { editMessage(messageId: $m, body: $b) { id } }",
+    "delete": "mutation($m: ID!) { deleteMessage(messageId: $m) { id } }",
+}
+
+
+async def test_every_change_of_a_conversation_and_its_messages_leaves_one_record(api: Api, admins):
+    created = await create(api, "alice", "COMPANY", ["bob"], company="bakery", subject="VAT")
+    c = created["id"]
+    paul, carla = user_id(api, "paul"), user_id(api, "carla")
+    await api.gql(LIFECYCLE["add"], {"c": c, "u": [carla]}, as_="alice")
+    await api.gql(LIFECYCLE["remove"], {"c": c, "u": carla}, as_="alice")
+    await api.gql(LIFECYCLE["rename"], {"c": c, "s": "VAT 2026"}, as_="bob")
+    await api.gql(LIFECYCLE["status"], {"c": c}, as_="alice")
+    await api.gql(LIFECYCLE["assign"], {"c": c, "u": paul}, as_="alice")
+    sent = await send(api, "bob", c, "<p>Draft</p>")
+    await api.gql(LIFECYCLE["edit"], {"m": sent["id"], "b": "<p>Final</p>"}, as_="bob")
+    await api.gql(LIFECYCLE["delete"], {"m": sent["id"]}, as_="alice")
+    entries = list(reversed(await audit_entries(api, "alice")))
+    assert [(e["action"], e["actor"]["name"]) for e in entries] == [
+        ("conversation.created", "Alice Roy"),
+        ("conversation.participants_added", "Alice Roy"),
+        ("conversation.participant_removed", "Alice Roy"),
+        ("conversation.subject_changed", "Bob Martin"),
+        ("conversation.status_changed", "Alice Roy"),
+        ("conversation.assignee_changed", "Alice Roy"),
+        ("message.edited", "Bob Martin"),
+        ("message.deleted", "Alice Roy"),
+    ]
+    assert {e["conversationId"] for e in entries} == {c}
+    assert entries[1]["details"] == {"added_user_ids": [carla]}
+    assert entries[3]["details"] == {"old_subject": "VAT", "new_subject": "VAT 2026"}
+    assert entries[5]["details"] == {
+        "added_user_ids": [paul],
+        "assignee_id": paul,
+        "assignee_changed": True,
+    }
+    assert entries[7]["details"]["messageId"] == sent["id"]
+
+
+async def test_a_refused_change_leaves_no_record(api: Api, admins):
+    created = await create(api, "alice", "COMPANY", ["bob"], company="bakery")
+    code = await api.error_code(LIFECYCLE["status"], {"c": created["id"]}, as_="bob")
+    assert code == "FORBIDDEN"
+    sent = await send(api, "alice", created["id"], "<p>Mine</p>")
+    code = await api.error_code(LIFECYCLE["edit"], {"m": sent["id"], "b": "<p>x</p>"}, as_="bob")
+    assert code in ("FORBIDDEN", "NOT_FOUND")
+    assert [e["action"] for e in await audit_entries(api, "alice")] == ["conversation.created"]

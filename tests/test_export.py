@@ -29,6 +29,11 @@ from tests.upload_helpers import generated_bytes
 DOCS_SCREENSHOT = Path(__file__).parent.parent / "docs" / "export.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BROWSER_WAIT = 30.0
+NOTE = """mutation($c: ID!, $b: String!) {
+  sendMessage(input: {conversationId: $c, body: $b, internal: true}) { id } }"""
+RENAME = """mutation($c: ID!, $s: String!) {
+  renameConversation(conversationId: $c, subject: $s) { id } }"""
+DELETE = "mutation($m: ID!) { deleteMessage(messageId: $m) { id } }"
 FILE_BYTES = generated_bytes(3 * 1024 * 1024 + 17)  # several GridFS chunks, not a round size
 
 
@@ -41,6 +46,12 @@ async def client_file(api: Api, db) -> dict[str, str]:
         api, data=FILE_BYTES, body="<p>Here is the <b>ledger</b></p>"
     )
     await send(api, "bob", conversation, "<p>Thanks, <i>received</i></p>")
+    await api.gql(
+        NOTE, {"c": conversation, "b": "<p>Check the <b>VAT</b> lines first</p>"}, as_="alice"
+    )
+    await api.gql(RENAME, {"c": conversation, "s": "Annual accounts 2026"}, as_="alice")
+    wrong = await send(api, "alice", conversation, "<p>Payslips of another client</p>")
+    await api.gql(DELETE, {"m": wrong["id"]}, as_="alice")
     other = await create(api, "bob", "COMPANY", ["alice"], company="bakery", subject="Payroll")
     await create(api, "alice", "PRIVATE", ["paul"], subject="Staff lunch")
     await create(api, "dan", "COMPANY", ["alice"], company="garage", subject="Garage VAT")
@@ -82,15 +93,26 @@ async def test_an_admin_downloads_the_whole_client_file_and_every_hash_verifies(
     page = archive.read(paths[f"{folder}/transcript.html"]).decode()
     assert "Here is the <b>ledger</b>" in page and "Bob Martin" in page
     record = json.loads(archive.read(paths[f"{folder}/conversation.json"]))
-    assert record["subject"] == "Annual accounts"
-    assert [m["bodyText"] for m in record["messages"]] == ["Here is the ledger", "Thanks, received"]
+    assert record["subject"] == "Annual accounts 2026"
+    messages = record["messages"]
+    assert [(m["kind"], m["bodyText"]) for m in messages] == [
+        ("MESSAGE", "Here is the ledger"),
+        ("MESSAGE", "Thanks, received"),
+        ("NOTE", "Check the VAT lines first"),
+        ("EVENT", ""),
+        ("MESSAGE", ""),
+    ]
+    assert messages[2]["internal"] is True
+    assert messages[3]["event"]["new_subject"] == "Annual accounts 2026"
+    assert messages[4]["deletedBy"]["name"] == "Alice Roy"
+    assert messages[4]["retained"]["bodyText"] == "Payslips of another client"
     assert record["messages"][0]["attachments"][0]["path"] == ledger.split("/", 1)[1]
     subjects = {
         json.loads(archive.read(name))["subject"]
         for name in archive.namelist()
         if name.endswith("conversation.json")
     }
-    assert subjects == {"Annual accounts", "Payroll"}
+    assert subjects == {"Annual accounts 2026", "Payroll"}
 
 
 async def test_the_export_is_audited_before_it_is_served(api: Api, client_file):
@@ -159,11 +181,22 @@ async def test_the_transcript_reads_well_in_a_real_browser(
     async with node_script(node, "transcript.mjs", str(page_path), str(screenshot), env=env) as js:
         page = await js.expect("page", within=BROWSER_WAIT)
         assert await js.exit_code() == 0, js.report()
-    assert page["title"] == "Annual accounts"
-    texts = [entry["text"] for entry in page["entries"]]
+    assert page["title"] == "Annual accounts 2026"
+    entries = [(entry["classes"], entry["text"]) for entry in page["entries"]]
+    assert [classes for classes, _ in entries] == [
+        "entry",
+        "entry",
+        "entry note",
+        "entry event",
+        "entry deleted",
+    ]
+    texts = [text for _, text in entries]
     assert "Alice Roy" in texts[0] and "Here is the ledger" in texts[0]
     assert "ledger.pdf" in texts[0]
     assert "Bob Martin" in texts[1] and "Thanks, received" in texts[1]
+    assert "INTERNAL NOTE" in texts[2] and "Check the VAT lines first" in texts[2]
+    assert "renamed the conversation" in texts[3] and "Annual accounts 2026" in texts[3]
+    assert "DELETED" in texts[4] and "Payslips of another client" in texts[4]
     assert "Martin Bakery" in page["text"]
     assert (page["requests"], page["consoleErrors"]) == ([], [])
     assert screenshot.read_bytes().startswith(PNG_SIGNATURE)
