@@ -264,21 +264,21 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_erase_user(args: argparse.Namespace, settings: Settings) -> int:
     from graphql_api.compliance import commands
-    from graphql_api.compliance.erasure import UnknownUser
-
-    async def work(db: Db) -> object:
-        try:
-            return await commands.erase(db, args.email, args.delete_messages)
-        except UnknownUser:
-            raise CommandError(f"no user with email {args.email!r}") from None
 
     with database_uri(settings) as uri:
-        erased = run_on_database(settings, uri, work)
-    emptied = getattr(erased, "messages_emptied", 0)
-    print(
-        f"erased user {getattr(erased, 'user_id', '')}: personal data removed"
-        + (f", {emptied} messages emptied" if args.delete_messages else ", messages kept")
+        erased, finished = run_on_database(
+            settings, uri, lambda db: commands.erase(db, args.email, args.delete_messages)
+        )
+    if finished:
+        print(f"finished {finished} erasure(s) that a crash had interrupted")
+    if erased is None:
+        if finished:
+            return 0  # a rerun after a crash: its email was already gone
+        raise CommandError(f"no user with email {args.email!r}")
+    kept = (
+        f"{erased.messages_emptied} messages emptied" if args.delete_messages else "messages kept"
     )
+    print(f"erased user {erased.user_id}: personal data removed, {kept}")
     return 0
 
 

@@ -106,11 +106,26 @@ async def documents_mentioning(db: Db, *needles: str) -> list[str]:
     case-insensitively, as `collection/_id`."""
     found = []
     lowered = [needle.lower() for needle in needles]
+
+    def check(name: str, doc: dict[str, Any]) -> None:
+        text = json.dumps(doc, default=_bytes_as_text, ensure_ascii=False).lower()
+        if any(needle in text for needle in lowered):
+            found.append(f"{name}/{doc.get('_id')}")
+
+    file_ids: set[Any] = set()
     for name in sorted(await db.list_collection_names()):
+        if name in ("fs_files", "fs.files"):
+            # The embedded server's GridFS emulation answers a find on its files only by `_id`
+            # (an empty filter never answers): read below, for every file that has chunks.
+            continue
         async for doc in db[name].find({}):
-            text = json.dumps(doc, default=_bytes_as_text, ensure_ascii=False).lower()
-            if any(needle in text for needle in lowered):
-                found.append(f"{name}/{doc.get('_id')}")
+            check(name, doc)
+            if name in ("fs_chunks", "fs.chunks"):
+                file_ids.add(doc["files_id"])
+    for file_id in sorted(file_ids, key=str):
+        doc = await db["fs.files"].find_one({"_id": file_id})
+        if doc is not None:
+            check("fs.files", doc)
     return found
 
 

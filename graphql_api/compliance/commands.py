@@ -119,11 +119,16 @@ async def _write(chunks: AsyncIterator[bytes], handle: BinaryIO) -> int:
     return size
 
 
-async def erase(db: Db, email: str, delete_messages: bool) -> erasure.Erased:
+async def erase(db: Db, email: str, delete_messages: bool) -> tuple[erasure.Erased | None, int]:
+    """Erase the user with this email, after finishing the erasures a crash interrupted
+    (their email is gone already: only this finds them again); answer the erasure (None if no
+    user has the email) and how many interrupted ones were finished."""
     store = AttachmentStore(db)
-    # Erasures a crash interrupted first: their email is gone, only this finds them again.
-    await erasure.finish_erasures(db, store, clock.now_ms() + 1)
-    return await erasure.erase_user(db, store, email, delete_messages=delete_messages)
+    finished = await erasure.finish_erasures(db, store, clock.now_ms() + 1)
+    try:
+        return await erasure.erase_user(db, store, email, delete_messages=delete_messages), finished
+    except erasure.UnknownUser:
+        return None, finished
 
 
 async def purge(db: Db) -> int:

@@ -45,6 +45,13 @@ async def erase_user(
     db: Db, attachments: AttachmentStore, email: str, *, delete_messages: bool = False
 ) -> Erased:
     """Erase the user with this email; raise `UnknownUser` when there is none."""
+    user_id = await begin_erasure(db, email, delete_messages=delete_messages)
+    emptied = await _finish(db, attachments, user_id)
+    return Erased(user_id, emptied)
+
+
+async def begin_erasure(db: Db, email: str, *, delete_messages: bool = False) -> str:
+    """Step 1: scrub the user document and mark it `erasing`; answer the user's id."""
     email = email.strip().lower()
     doc = await db.users.find_one({"email": email})
     if doc is None or doc.get("erasing"):
@@ -77,8 +84,7 @@ async def erase_user(
     )
     if result.matched_count == 0:
         raise UnknownUser(email)  # erased meanwhile by another run
-    emptied = await _finish(db, attachments, user_id)
-    return Erased(user_id, emptied)
+    return user_id
 
 
 async def finish_erasures(db: Db, attachments: AttachmentStore, cutoff_ms: int) -> int:
