@@ -110,7 +110,7 @@ class Settings(BaseSettings):
 
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often conversations past their firm's `retentionYears` are looked for and purged
-    (SPEC §17; it also runs at start-up)."""
+    (SPEC §17; the first pass runs a minute after start-up, or after this interval if shorter)."""
 
     edit_window_seconds: float = Field(default=24 * 3600.0, gt=0)
     """How long after sending its author may edit or delete a message (SPEC §14)."""

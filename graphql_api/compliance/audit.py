@@ -136,7 +136,7 @@ def pending_document_fields(entry: Document) -> Document:
 
 async def record(db: Db, entry: Document) -> Document:
     """Chain an entry that no document carries (downloads, exports): the action waits for it."""
-    return await chain.append(db, entry)
+    return await chain.append(db, entry, fresh=True)
 
 
 async def record_download(db: Db, viewer: User, attachment: Any, byte_range: str | None) -> None:
@@ -161,7 +161,7 @@ async def record_download(db: Db, viewer: User, attachment: Any, byte_range: str
 async def commit(db: Db, collection: str, key: Document, entry: Document) -> None:
     """Chain an entry the action's write carried, then take it off the document (`key`: the
     document's `_id` and shard key)."""
-    await chain.append(db, entry)
+    await chain.append(db, entry, fresh=True)
     await clear_pending(db, collection, key, entry["_id"])
 
 

@@ -60,9 +60,12 @@ def content_hash(record: Document) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def append(db: Db, entry: Document) -> Document:
+async def append(db: Db, entry: Document, *, fresh: bool = False) -> Document:
     """Chain `entry` (with its `_id` and `firm_id`) as its firm's next record and store it;
-    answer the stored record (the existing one if the entry was chained already)."""
+    answer the stored record (the existing one if the entry was chained already).
+
+    `fresh`: the entry was made by this request just now, so nobody else can have chained it
+    (the recovery only takes entries older than its grace period): no lookup is needed."""
     firm_id = entry["firm_id"]
     for _ in range(MAX_ATTEMPTS):
         head = await db.audit_chains.find_one({"_id": firm_id}) or {"seq": 0, "hash": GENESIS}
@@ -71,9 +74,10 @@ async def append(db: Db, entry: Document) -> Document:
             await _store(db, pending)  # the previous append's record, if its writer died
             if pending["_id"] == entry["_id"]:
                 return pending
-        existing = await db.audit_log.find_one({"_id": entry["_id"], "firm_id": firm_id})
-        if existing is not None:
-            return existing
+        if not fresh:
+            existing = await db.audit_log.find_one({"_id": entry["_id"], "firm_id": firm_id})
+            if existing is not None:
+                return existing
         record = {**entry, "seq": int(head["seq"]) + 1, "prev_hash": head["hash"]}
         record["hash"] = content_hash(record)
         if await _advance(db, firm_id, int(head["seq"]), record):

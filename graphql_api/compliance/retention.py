@@ -153,8 +153,15 @@ async def _finish(db: Db, attachments: AttachmentStore, job: Document) -> int:
     return 1
 
 
+FIRST_PASS_DELAY_SECONDS = 60.0
+"""The first pass waits this long (or the interval, if shorter) after start-up: a process that
+starts is busy enough, and a restart loop still purges once a minute at most."""
+
+
 async def _purge_forever(app: web.Application) -> None:
     services = app[SERVICES]
+    interval = services.settings.retention_interval_seconds
+    await asyncio.sleep(min(FIRST_PASS_DELAY_SECONDS, interval))
     while True:
         try:
             purged = await purge_once(services.db, services.attachments)
@@ -164,7 +171,7 @@ async def _purge_forever(app: web.Application) -> None:
             log.warning("retention purge failed: %s", exc)
         except Exception:  # a bug must not end the job for the life of the process
             log.exception("retention purge failed")
-        await asyncio.sleep(services.settings.retention_interval_seconds)
+        await asyncio.sleep(interval)
 
 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
