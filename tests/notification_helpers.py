@@ -8,7 +8,8 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from tests.documents import CREATE_CONVERSATION, SEND_MESSAGE
+from tests.conversation_helpers import create as create_conversation
+from tests.documents import SEND_MESSAGE
 
 UNREAD_COUNT = "query($id: ID!) { conversation(id: $id) { unreadCount } }"
 
@@ -28,17 +29,10 @@ async def create(
     text: str = "first",
 ) -> str:
     """Create a conversation whose first message is `<p>text</p>`; answers its id."""
-    data: dict[str, Any] = {
-        "type": kind,
-        "participantIds": [uid(api, p) for p in participants],
-        "subject": subject,
-        "body": f"<p>{text}</p>",
-    }
-    if company is not None:
-        data["companyId"] = api.ids["companies"][company]
-    return (await api.gql(CREATE_CONVERSATION, {"input": data}, as_=as_))["createConversation"][
-        "id"
-    ]
+    created = await create_conversation(
+        api, as_, kind, participants, company=company, subject=subject, body=f"<p>{text}</p>"
+    )
+    return created["id"]
 
 
 async def send(api: Any, as_: str, conversation_id: str, text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from graphql_api.keys import SERVICES
-from tests.documents import CREATE_CONVERSATION
+from tests.conversation_helpers import create as create_conversation
 from tests.ws_client import (
     WAIT_SECONDS,
     GraphQLWs,
@@ -36,16 +36,10 @@ async def create(
     body: str = "<p>First</p>",
 ) -> str:
     """Create a conversation through the API; answers its id."""
-    data: dict[str, Any] = {
-        "type": kind,
-        "participantIds": [uid(api, p) for p in participants],
-        "subject": subject,
-        "body": body,
-    }
-    if company_key is not None:
-        data["companyId"] = company(api, company_key)
-    answer = await api.gql(CREATE_CONVERSATION, {"input": data}, as_=as_)
-    return answer["createConversation"]["id"]
+    created = await create_conversation(
+        api, as_, kind, participants, company=company_key, subject=subject, body=body
+    )
+    return created["id"]
 
 
 async def bakery_conversation(api: Any, subject: str = "Bakery books") -> str:

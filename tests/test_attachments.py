@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
-from aiohttp import ClientError, ClientResponse
+from aiohttp import ClientError
 from bson import Binary, ObjectId
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -43,6 +43,7 @@ from tests.upload_helpers import (
     MAX_BYTES,
     MULTIPART,
     PART_TAIL,
+    fetch,
     generated_blocks,
     generated_bytes,
     part_head,
@@ -102,19 +103,6 @@ SAFE_DISPOSITION = re.compile(
     r'attachment; filename="[^"\\;\x00-\x1f]*"'  # one quoted plain name...
     r"; filename\*=UTF-8''[A-Za-z0-9%._~-]+"  # ...then the exact name, percent-encoded
 )
-
-
-async def fetch(
-    api: Api, url: str, user: str | None = None, headers: dict[str, str] | None = None
-) -> tuple[ClientResponse, bytes]:
-    """GET a small download: the response and its body. `url` is a path or a full signed url
-    (fetched by a plain session, with no Authorization header unless `user` is given)."""
-    all_headers = {**api.headers(user), **(headers or {})}
-    if url.startswith("http"):
-        response = await api.http.session.get(url, headers=all_headers)
-    else:
-        response = await api.http.get(url, headers=all_headers)
-    return response, await response.read()
 
 
 async def fetch_sha256(api: Api, path: str, user: str) -> tuple[int, int, str]:

@@ -191,6 +191,21 @@ async def test_a_conversation_the_user_muted_is_not_emailed(api, db, sink):
     assert "Other topic" in text and "Muted topic" not in text and "While muted" not in text
 
 
+async def test_an_internal_note_is_emailed_to_practitioners_only(api, db, sink):
+    conversation = await create(api, "bob", "COMPANY", ["alice", "paul"], company="bakery")
+    await api.gql(MARK_ALL_READ, as_="alice")
+    await api.gql(MARK_ALL_READ, as_="paul")
+    note = {"conversationId": conversation["id"], "body": "<p>Client owes 3k</p>", "internal": True}
+    send_note = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { kind } }"
+    assert (await api.gql(send_note, {"i": note}, as_="alice"))["sendMessage"]["kind"] == "NOTE"
+    sent_ms = clock.now_ms()
+    await sink.wait_for(1)
+    assert "Client owes 3k" in "".join(text_part(m) for m in sink.to("paul@acme.test"))
+    await settled(db, api.ids["users"]["bob"], sent_ms)
+    everything_bob_got = "".join(text_part(m) for m in sink.to("bob@bakery.test"))
+    assert "Client owes 3k" not in everything_bob_got
+
+
 async def test_a_participant_who_lost_access_is_not_told_what_it_may_no_longer_read(api, db, sink):
     await create(api, "alice", "COMPANY", ["bob", "carla"], company="bakery", subject="Left")
     # bob is no longer a client of the bakery: the policy refuses him the conversation.

@@ -18,22 +18,9 @@ from graphql_api.database import Db
 from graphql_api.settings import Settings
 from tests.conftest import Api
 from tests.conversation_helpers import MARK_READ, create, send, user_id
-from tests.test_attachments import fetch, uploaded
+from tests.documents import DELETE_MESSAGE, EDIT_MESSAGE
+from tests.upload_helpers import fetch, uploaded
 
-EDIT = """
-mutation($id: ID!, $body: String!) {
-  editMessage(messageId: $id, body: $body) {
-    id body bodyText editedAt revisions { body bodyText editedAt } deletedAt
-  }
-}
-"""
-DELETE = """
-mutation($id: ID!) {
-  deleteMessage(messageId: $id) {
-    id body bodyText deletedAt deletedBy { id } attachments { id } revisions { body }
-  }
-}
-"""
 HISTORY = """
 query($id: ID!) { conversation(id: $id) {
   unreadCount
@@ -78,8 +65,8 @@ def code_of(body: dict[str, Any]) -> str:
 
 async def test_an_edit_keeps_every_earlier_version_for_readers(api: Api):
     conversation_id, message_id = await conversation_with_reply(api, "<p>Frist draft</p>")
-    await api.gql(EDIT, {"id": message_id, "body": "<p>First draft</p>"}, as_="alice")
-    edited = (await api.gql(EDIT, {"id": message_id, "body": "<p>Final</p>"}, as_="alice"))[
+    await api.gql(EDIT_MESSAGE, {"id": message_id, "body": "<p>First draft</p>"}, as_="alice")
+    edited = (await api.gql(EDIT_MESSAGE, {"id": message_id, "body": "<p>Final</p>"}, as_="alice"))[
         "editMessage"
     ]
     assert edited["body"] == "<p>Final</p>" and edited["editedAt"] is not None
@@ -96,7 +83,9 @@ async def test_an_edit_keeps_every_earlier_version_for_readers(api: Api):
 async def test_an_edit_is_sanitized_like_a_new_message(api: Api):
     _, message_id = await conversation_with_reply(api)
     hostile = '<p onclick="steal()">Hi<script>alert(1)</script></p>'
-    edited = (await api.gql(EDIT, {"id": message_id, "body": hostile}, as_="alice"))["editMessage"]
+    edited = (await api.gql(EDIT_MESSAGE, {"id": message_id, "body": hostile}, as_="alice"))[
+        "editMessage"
+    ]
     assert edited["body"] == "<p>Hi</p>"
 
 
@@ -107,14 +96,14 @@ async def assert_unchanged(api: Api, conversation_id: str, message_id: str, body
 
 async def test_only_the_author_edits_a_message(api: Api):
     conversation_id, message_id = await conversation_with_reply(api)
-    body = await api.raw(EDIT, {"id": message_id, "body": "<p>Mine now</p>"}, as_="bob")
+    body = await api.raw(EDIT_MESSAGE, {"id": message_id, "body": "<p>Mine now</p>"}, as_="bob")
     assert code_of(body) == "FORBIDDEN"
     await assert_unchanged(api, conversation_id, message_id, "<p>Tax return attached</p>")
 
 
 async def test_an_empty_edit_is_refused(api: Api):
     conversation_id, message_id = await conversation_with_reply(api)
-    body = await api.raw(EDIT, {"id": message_id, "body": "<p> <br></p>"}, as_="alice")
+    body = await api.raw(EDIT_MESSAGE, {"id": message_id, "body": "<p> <br></p>"}, as_="alice")
     assert code_of(body) == "BAD_USER_INPUT"
     await assert_unchanged(api, conversation_id, message_id, "<p>Tax return attached</p>")
 
@@ -125,8 +114,8 @@ async def test_a_message_the_viewer_cannot_read_answers_not_found(api: Api, who:
     # practitioner without bakery in his favorites.
     conversation_id, message_id = await conversation_with_reply(api)
     for mutation, variables in [
-        (EDIT, {"id": message_id, "body": "<p>x</p>"}),
-        (DELETE, {"id": message_id}),
+        (EDIT_MESSAGE, {"id": message_id, "body": "<p>x</p>"}),
+        (DELETE_MESSAGE, {"id": message_id}),
     ]:
         assert code_of(await api.raw(mutation, variables, as_=who)) == "NOT_FOUND"
     await assert_unchanged(api, conversation_id, message_id, "<p>Tax return attached</p>")
@@ -134,7 +123,7 @@ async def test_a_message_the_viewer_cannot_read_answers_not_found(api: Api, who:
 
 @pytest.mark.parametrize("message_id", ["nope", "0" * 24, "65f000000000000000000000"])
 async def test_a_malformed_or_unknown_message_id_answers_not_found(api: Api, message_id: str):
-    body = await api.raw(EDIT, {"id": message_id, "body": "<p>x</p>"}, as_="alice")
+    body = await api.raw(EDIT_MESSAGE, {"id": message_id, "body": "<p>x</p>"}, as_="alice")
     assert code_of(body) == "NOT_FOUND"
 
 
@@ -149,12 +138,12 @@ async def test_edits_and_deletions_by_the_author_end_with_the_window(short_windo
     conversation_id, message_id = await conversation_with_reply(api)
     bobs = await send(api, "bob", conversation_id, "<p>Wrong file</p>")
     await asyncio.sleep(1.2)  # past the 1-second window of this app
-    body = await api.raw(EDIT, {"id": message_id, "body": "<p>Late</p>"}, as_="alice")
+    body = await api.raw(EDIT_MESSAGE, {"id": message_id, "body": "<p>Late</p>"}, as_="alice")
     assert code_of(body) == "FORBIDDEN"
-    assert code_of(await api.raw(DELETE, {"id": bobs["id"]}, as_="bob")) == "FORBIDDEN"
+    assert code_of(await api.raw(DELETE_MESSAGE, {"id": bobs["id"]}, as_="bob")) == "FORBIDDEN"
     await assert_unchanged(api, conversation_id, message_id, "<p>Tax return attached</p>")
     # A practitioner who may read the conversation still withdraws it (a file sent wrongly).
-    deleted = (await api.gql(DELETE, {"id": bobs["id"]}, as_="alice"))["deleteMessage"]
+    deleted = (await api.gql(DELETE_MESSAGE, {"id": bobs["id"]}, as_="alice"))["deleteMessage"]
     assert deleted["deletedBy"] == {"id": user_id(api, "alice")}
 
 
@@ -183,7 +172,7 @@ async def test_a_deleted_message_is_empty_on_every_surface(api: Api, db: Db):
     response, data = await fetch(api, signed_url)
     assert (response.status, data) == (200, b"secret payroll")
 
-    deleted = (await api.gql(DELETE, {"id": message["id"]}, as_="alice"))["deleteMessage"]
+    deleted = (await api.gql(DELETE_MESSAGE, {"id": message["id"]}, as_="alice"))["deleteMessage"]
     assert deleted["body"] == deleted["bodyText"] == ""
     assert deleted["attachments"] == [] and deleted["deletedAt"] is not None
     assert deleted["deletedBy"] == {"id": user_id(api, "alice")}
@@ -193,9 +182,8 @@ async def test_a_deleted_message_is_empty_on_every_surface(api: Api, db: Db):
         assert (shown["body"], shown["bodyText"], shown["attachments"]) == ("", "", [])
         assert shown["deletedBy"] == {"id": user_id(api, "alice")}
         last = (await api.gql(HISTORY, {"id": conversation["id"]}, as_=viewer))["conversation"]
-        # The preview falls back to the newest message that still says something.
-        assert last["lastMessage"]["id"] != message["id"]
-        assert last["lastMessage"]["body"] != ""
+        assert last["lastMessage"]["id"] == message["id"]
+        assert (last["lastMessage"]["body"], last["lastMessage"]["attachments"]) == ("", [])
         response, _ = await fetch(api, f"/attachments/{attachment['id']}", viewer)
         assert response.status == 404
     response, _ = await fetch(api, signed_url)
@@ -214,10 +202,10 @@ async def test_a_deleted_message_is_empty_on_every_surface(api: Api, db: Db):
 
 async def test_deleting_keeps_the_edits_only_for_the_retained_record(api: Api, db: Db):
     _, message_id = await conversation_with_reply(api, "<p>v1</p>")
-    await api.gql(EDIT, {"id": message_id, "body": "<p>v2</p>"}, as_="alice")
-    deleted = (await api.gql(DELETE, {"id": message_id}, as_="alice"))["deleteMessage"]
+    await api.gql(EDIT_MESSAGE, {"id": message_id, "body": "<p>v2</p>"}, as_="alice")
+    deleted = (await api.gql(DELETE_MESSAGE, {"id": message_id}, as_="alice"))["deleteMessage"]
     assert deleted["revisions"] == []
-    body = await api.raw(EDIT, {"id": message_id, "body": "<p>back</p>"}, as_="alice")
+    body = await api.raw(EDIT_MESSAGE, {"id": message_id, "body": "<p>back</p>"}, as_="alice")
     assert code_of(body) == "BAD_USER_INPUT"
     retained = await db.retained_messages.find_one({"_id": message_id})
     assert retained["body"] == "<p>v2</p>"
@@ -226,10 +214,10 @@ async def test_deleting_keeps_the_edits_only_for_the_retained_record(api: Api, d
 
 async def test_a_client_deletes_only_its_own_messages(api: Api):
     conversation_id, message_id = await conversation_with_reply(api)
-    assert code_of(await api.raw(DELETE, {"id": message_id}, as_="bob")) == "FORBIDDEN"
+    assert code_of(await api.raw(DELETE_MESSAGE, {"id": message_id}, as_="bob")) == "FORBIDDEN"
     await assert_unchanged(api, conversation_id, message_id, "<p>Tax return attached</p>")
     bobs = await send(api, "bob", conversation_id, "<p>Oops</p>")
-    deleted = (await api.gql(DELETE, {"id": bobs["id"]}, as_="bob"))["deleteMessage"]
+    deleted = (await api.gql(DELETE_MESSAGE, {"id": bobs["id"]}, as_="bob"))["deleteMessage"]
     assert deleted["deletedBy"] == {"id": user_id(api, "bob")}
 
 
@@ -243,7 +231,7 @@ async def test_a_deleted_unread_message_stops_counting(api: Api):
         "messages": 3,
         "notifications": 3,
     }
-    await api.gql(DELETE, {"id": second["id"]}, as_="alice")
+    await api.gql(DELETE_MESSAGE, {"id": second["id"]}, as_="alice")
     after = (await api.gql(HISTORY, {"id": conversation_id}, as_="bob"))["conversation"]
     assert after["unreadCount"] == 2
     # Its notification stops counting too: the badges agree with the list.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.conftest import Api
 from tests.conversation_helpers import MARK_READ, REMOVE_FAVORITE, company_id, create, send, user_id
-from tests.test_message_editing import DELETE, EDIT
+from tests.documents import DELETE_MESSAGE, EDIT_MESSAGE
 from tests.ws_client import GraphQLWs, bearer, error_message
 
 RECEIPTS = """
@@ -89,14 +89,14 @@ async def test_edits_and_deletions_arrive_live_to_readers_only(api: Api):
         refused = await olga.subscribe(MESSAGE_UPDATED, {"id": conversation["id"]})
         assert await olga.receive() == error_message(refused, "conversation not found", "NOT_FOUND")
         await bob.ping()
-        await api.gql(EDIT, {"id": message["id"], "body": "<p>Final</p>"}, as_="alice")
+        await api.gql(EDIT_MESSAGE, {"id": message["id"], "body": "<p>Final</p>"}, as_="alice")
         edited = (await bob.next_data(watching))["messageUpdated"]
         assert (edited["id"], edited["body"], edited["deletedAt"]) == (
             message["id"],
             "<p>Final</p>",
             None,
         )
-        await api.gql(DELETE, {"id": message["id"]}, as_="alice")
+        await api.gql(DELETE_MESSAGE, {"id": message["id"]}, as_="alice")
         deleted = (await bob.next_data(watching))["messageUpdated"]
         assert deleted["body"] == "" and deleted["deletedAt"] is not None
 
@@ -108,7 +108,7 @@ async def test_losing_access_ends_message_updated(api: Api):
         watching = await alice.subscribe(MESSAGE_UPDATED, {"id": conversation["id"]})
         await alice.ping()
         await api.gql(REMOVE_FAVORITE, {"id": company_id(api, "bakery")}, as_="alice")
-        await api.gql(EDIT, {"id": message["id"], "body": "<p>Secret</p>"}, as_="paul")
+        await api.gql(EDIT_MESSAGE, {"id": message["id"], "body": "<p>Secret</p>"}, as_="paul")
         assert await alice.receive() == error_message(
             watching, "conversation not found", "NOT_FOUND"
         )

@@ -37,6 +37,16 @@ from graphql_api.embedded import free_port
 from graphql_api.settings import Settings
 from tests.cli_helpers import SPEC_DIRECTORY, cli_env, messager, write_json
 from tests.conftest import JWT_SECRET
+from tests.multiprocess_helpers import (
+    CREATE,
+    LIVE_DIRECTORY,
+    WAIT,
+    Subscriber,
+    bakery_conversation,
+    gql,
+    import_live_directory,
+    reply,
+)
 from tests.server_process import (
     START_TIMEOUT,
     STOP_TIMEOUT,
@@ -48,14 +58,6 @@ from tests.server_process import (
     wait_until_gone,
 )
 
-WAIT = 10.0  # for one event, one answer, one process
-GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
-
-CREATE = """
-mutation($input: CreateConversationInput!) {
-  createConversation(input: $input) { id messages(first: 1) { edges { cursor node { id } } } }
-}
-"""
 SEND = """
 mutation($input: SendMessageInput!) { sendMessage(input: $input) { id body } }
 """
@@ -138,20 +140,6 @@ def conversation_input(ids: dict[str, Any], subject: str) -> dict[str, Any]:
 # -- Talking to a server --------------------------------------------------------------------------
 
 
-async def gql(
-    session: aiohttp.ClientSession, serve: Serve, token: str, query: str, variables: Any = None
-) -> dict[str, Any]:
-    async with session.post(
-        f"{serve.url}/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=aiohttp.ClientTimeout(total=WAIT),
-    ) as response:
-        body = await response.json()
-    assert response.status == 200 and not body.get("errors"), body
-    return body["data"]
-
-
 def gql_on_fresh_connection(
     port: int, token: str, query: str, variables: Any, workers: list[int]
 ) -> tuple[dict[str, Any], int]:
@@ -181,100 +169,6 @@ def accepted_by(port: int, client_port: int, workers: list[int]) -> int:
             pytest.fail(f"no worker of {workers} holds the connection from port {client_port}")
         time.sleep(0.02)
     return worker
-
-
-class Subscriber:
-    """One `graphql-transport-ws` connection, authenticated in `connection_init`."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        self._operations = 0
-        self.reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, session: aiohttp.ClientSession, url: str, token: str) -> Subscriber:
-        ws = await asyncio.wait_for(
-            session.ws_connect(
-                url,
-                protocols=[GRAPHQL_TRANSPORT_WS],
-                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
-            ),
-            WAIT,
-        )
-        assert ws.protocol == GRAPHQL_TRANSPORT_WS
-        await ws.send_json(
-            {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
-        )
-        ack = await ws.receive_json(timeout=WAIT)
-        assert ack["type"] == "connection_ack", ack
-        return cls(ws)
-
-    @property
-    def client_port(self) -> int:
-        return self.ws.get_extra_info("sockname")[1]
-
-    def _queue(self, operation: str) -> asyncio.Queue[dict[str, Any]]:
-        return self.queues.setdefault(operation, asyncio.Queue())
-
-    async def _read(self) -> None:
-        async for frame in self.ws:
-            if frame.type != aiohttp.WSMsgType.TEXT:
-                break
-            message = json.loads(frame.data)
-            if message["type"] == "ping":
-                await self.ws.send_json({"type": "pong"})
-            elif "id" in message:
-                self._queue(message["id"]).put_nowait(message)
-        for queue in self.queues.values():
-            queue.put_nowait({"type": "closed", "code": self.ws.close_code})
-
-    async def subscribe(self, operation: str, query: str, variables: Any = None) -> None:
-        self._queue(operation)
-        await self.ws.send_json(
-            {
-                "id": operation,
-                "type": "subscribe",
-                "payload": {"query": query, "variables": variables or {}},
-            }
-        )
-
-    async def next(self, operation: str, within: float = WAIT) -> dict[str, Any] | None:
-        """The data of the operation's next event; None when none comes `within` seconds."""
-        message = await self.message(operation, within)
-        if message is None:
-            return None
-        assert message["type"] == "next" and not message["payload"].get("errors"), message
-        return message["payload"]["data"]
-
-    async def message(self, operation: str, within: float = WAIT) -> dict[str, Any] | None:
-        """The operation's next message as sent (`next`, `error`, `complete`); None when none
-        comes `within` seconds."""
-        try:
-            return await asyncio.wait_for(self._queue(operation).get(), within)
-        except TimeoutError:
-            return None
-
-    async def run(self, query: str, variables: Any = None) -> dict[str, Any]:
-        """A query or mutation over the socket: its payload (data, and errors if any)."""
-        self._operations += 1
-        operation = f"operation-{self._operations}"
-        await self.subscribe(operation, query, variables)
-        answer = await self.message(operation)
-        assert answer is not None and answer["type"] == "next", answer
-        assert await self.message(operation) == {"id": operation, "type": "complete"}
-        return answer["payload"]
-
-    async def closed_by_server(self, within: float = WAIT) -> int | None:
-        """The close code once the server has closed the connection (1006: dropped without a
-        close frame); None if it is still open after `within` seconds."""
-        done, _ = await asyncio.wait([self.reader], timeout=within)
-        return self.ws.close_code if done else None
-
-    async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self.reader, WAIT)
 
 
 # -- Two serves on one data directory -------------------------------------------------------------
@@ -546,60 +440,13 @@ async def test_sigterm_closes_live_subscriptions_and_stops_promptly(tmp_path, mo
 
 # -- Live permissions across processes ------------------------------------------------------------
 
-# The spec's directory and paul, a practitioner without favorites: alice reads the bakery's
-# conversations through her favorite only, bob as a client of the bakery.
-LIVE_DIRECTORY: dict[str, Any] = {
-    **SPEC_DIRECTORY,
-    "users": [
-        *SPEC_DIRECTORY["users"],
-        {
-            "key": "paul",
-            "firm": "acme",
-            "kind": "PRACTITIONER",
-            "name": "Paul Girard",
-            "email": "paul@acme.test",
-            "favorites": [],
-        },
-    ],
-}
+# LIVE_DIRECTORY (tests/multiprocess_helpers.py): alice reads the bakery's conversations through
+# her favorite only, bob as a client of the bakery, paul has no favorite.
 HISTORY = """
 query($id: ID!) { conversation(id: $id) { messages(last: 10) { edges { node { body } } } } }
 """
 REMOVE_FAVORITE = "mutation($id: ID!) { removeFavoriteCompany(companyId: $id) { isFavorite } }"
 NOT_FOUND = {"message": "conversation not found", "extensions": {"code": "NOT_FOUND"}}
-
-
-async def import_live_directory(uri: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """LIVE_DIRECTORY imported into the database at `uri`; its ids and a token per user key."""
-    client = connect(uri)
-    try:
-        ids = await import_directory(database_of(client), LIVE_DIRECTORY)
-    finally:
-        await client.close()
-    tokens = TokenService(Settings(jwt_secret=JWT_SECRET))
-    return ids, {key: tokens.issue(user_id) for key, user_id in ids["users"].items()}
-
-
-async def bakery_conversation(
-    session: aiohttp.ClientSession,
-    serve: Serve,
-    ids: dict[str, Any],
-    token: str,
-    participant: str,
-) -> tuple[str, str]:
-    """A COMPANY conversation of the bakery, created with `token`'s user and `participant` (a
-    user key); its id and the cursor of its opening message."""
-    variables = {
-        "input": {
-            "type": "COMPANY",
-            "companyId": ids["companies"]["bakery"],
-            "participantIds": [ids["users"][participant]],
-            "subject": "Bakery books",
-            "body": "<p>Opening</p>",
-        }
-    }
-    created = (await gql(session, serve, token, CREATE, variables))["createConversation"]
-    return created["id"], created["messages"]["edges"][0]["cursor"]
 
 
 def bodies(payload: dict[str, Any]) -> list[str] | None:
@@ -614,10 +461,6 @@ def refused_as(payload: dict[str, Any]) -> dict[str, Any]:
     assert payload["data"] is None, payload
     (error,) = payload["errors"]
     return {"message": error["message"], "extensions": error["extensions"]}
-
-
-def reply(conversation_id: str, text: str) -> dict[str, Any]:
-    return {"input": {"conversationId": conversation_id, "body": f"<p>{text}</p>"}}
 
 
 async def test_a_favorite_removed_through_one_serve_applies_on_another_serves_socket_and_http(

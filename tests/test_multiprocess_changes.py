@@ -9,15 +9,15 @@ import contextlib
 import aiohttp
 
 from graphql_api.embedded import free_port
-from tests.server_process import serving
-from tests.test_cli import cli_env
-from tests.test_multiprocess import (
+from tests.cli_helpers import cli_env
+from tests.multiprocess_helpers import (
     Subscriber,
     bakery_conversation,
     gql,
     import_live_directory,
     reply,
 )
+from tests.server_process import serving
 
 SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }"
 EDIT = """mutation($id: ID!, $body: String!) { editMessage(messageId: $id, body: $body) { id } }"""

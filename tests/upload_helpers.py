@@ -104,3 +104,16 @@ async def uploaded(api: Api, user: str, data: bytes | None = None, **kwargs: Any
     response = await upload(api, user, data, **kwargs)
     assert response.status == 201, await response.text()
     return await response.json()
+
+
+async def fetch(
+    api: Api, url: str, user: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[ClientResponse, bytes]:
+    """GET a small download: the response and its body. `url` is a path or a full signed url
+    (fetched by a plain session, with no Authorization header unless `user` is given)."""
+    all_headers = {**api.headers(user), **(headers or {})}
+    if url.startswith("http"):
+        response = await api.http.session.get(url, headers=all_headers)
+    else:
+        response = await api.http.get(url, headers=all_headers)
+    return response, await response.read()

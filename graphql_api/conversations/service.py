@@ -498,7 +498,7 @@ class Conversations:
         except DuplicateKeyError:
             # A retry on another process stored it first: our `seq` stays unused (history
             # tolerates gaps), and the conversation must not name a message never stored.
-            await self.stop_counting(conversation, Message.from_doc(doc))
+            await self._forget_failed(conversation, Message.from_doc(doc))
             await self.attachments.release(message_id)
             key = doc.get("client_message_id")
             existing = await self._message_by_client_id_of(doc["author_id"], key) if key else None
@@ -508,7 +508,7 @@ class Conversations:
         except BaseException:
             # Not stored (database error, time-out, cancelled): the number must not count as
             # an unread message. Best effort, shielded: the database may be what failed.
-            await _shielded(self.stop_counting(conversation, Message.from_doc(doc)))
+            await _shielded(self._forget_failed(conversation, Message.from_doc(doc)))
             await _shielded(self.attachments.release(message_id))
             raise
         if doc["attachment_ids"]:
@@ -830,16 +830,21 @@ class Conversations:
         return {"$or": [by_name, search_filter("email", search)]}
 
     async def stop_counting(self, conversation: Conversation, message: Message) -> None:
-        """`message` took its numbers and no longer counts (its write failed; or it was
-        deleted): record its `seq` and the ordinals its kind took as unused, and point each
-        audience's last message at its newest stored one again, with its time. (If this process
-        dies first, the crash recovery does the same: `recovery.py`.)"""
+        """`message` took its numbers and no longer counts as unread for anyone (it was deleted;
+        or its write failed): record its `seq` and the ordinals its kind took as unused."""
         skipped: Document = {"skipped_seqs": message.seq}
         if counts_for(message.kind, Audience.STAFF):
             skipped["skipped_staff"] = message.staff_n
         if counts_for(message.kind, Audience.CLIENT):
             skipped["skipped_client"] = message.client_n
         await self.db.conversations.update_one(conversation_key(conversation), {"$push": skipped})
+
+    async def _forget_failed(self, conversation: Conversation, message: Message) -> None:
+        """A message whose write failed: it stops counting, and each audience's last message
+        points at its newest stored one again, with its time. (If this process dies first, the
+        crash recovery does the same: `recovery.py`.) A deleted message keeps its place as the
+        last one: readers see it there as deleted."""
+        await self.stop_counting(conversation, message)
         fields = {
             Audience.STAFF: ("last_message_id", "last_activity_ms"),
             Audience.CLIENT: ("client_last_message_id", "client_activity_ms"),
