@@ -30,6 +30,9 @@ from graphql_api.attachments import http as attachments_http
 from graphql_api.attachments.cleanup import attachment_cleanup_ctx
 from graphql_api.auth import WEBSOCKET_CREDENTIAL, warn_if_unbound
 from graphql_api.body_timeout import body_timeout_middleware
+from graphql_api.compliance import http as compliance_http
+from graphql_api.compliance.audit import CLIENT_ADDRESS
+from graphql_api.compliance.retention import retention_ctx
 from graphql_api.context import Context, authenticate_until, build_context
 from graphql_api.cors import setup_cors
 from graphql_api.database import connect, database_of
@@ -80,6 +83,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     measured = request.app[SETTINGS].metrics
     request_id = request[REQUEST_ID] = uuid.uuid4().hex
     logged_request_id.set(request_id)  # every log line of this request carries it
+    CLIENT_ADDRESS.set(request.remote or "unknown")  # audit records say where actions came from
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # 404 of unknown routes, refused CORS preflights...
@@ -382,6 +386,7 @@ def init_app(
     app.cleanup_ctx.append(attachment_cleanup_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(recovery_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(email_ctx)
     if settings.smtp_port is not None:
         app.cleanup_ctx.append(inbound_smtp_ctx)
@@ -393,6 +398,9 @@ def init_app(
     ]
     routes.append(app.router.add_post("/attachments", attachments_http.upload))
     routes.append(app.router.add_get("/attachments/{attachment_id}", attachments_http.download))
+    routes.append(
+        app.router.add_get("/companies/{company_id}/export", compliance_http.export_company)
+    )
     if settings.introspection_enabled:
         graphiql.add_routes(app)
     if settings.metrics:

@@ -1,4 +1,5 @@
-"""The `messager` command line (SPEC §10): serve, import, token, export-schema, reindex-search.
+"""The `messager` command line (SPEC §10): serve, import, token, export-schema, reindex-search,
+and the compliance commands of SPEC §17: audit, audit verify, export, erase-user, purge.
 
 Every command uses the same data directory and database: `MONGODB_URI` when set; otherwise the
 embedded server that a running `messager serve` recorded in the data directory; otherwise an
@@ -14,6 +15,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -198,6 +200,97 @@ def cmd_reindex_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _when(value: str) -> datetime:
+    """An ISO 8601 date or time; without a zone, UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO 8601 date or time (for example 2026-01-31T00:00:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql_api.compliance import commands
+
+    if args.what == "verify":
+        with database_uri(settings) as uri:
+            good, bad = run_on_database(settings, uri, commands.verify)
+        for line in good:
+            print(line)
+        if bad:
+            for line in bad:
+                print(f"TAMPERED: {line}")
+            raise CommandError(f"the audit chain of {len(bad)} firm(s) does not verify")
+        return 0
+
+    async def lines(db: Db) -> int:
+        try:
+            firms = await commands.firm_ids(db, args.firm)
+        except commands.CompanyChoiceError as exc:
+            raise CommandError(str(exc)) from None
+        count = 0
+        async for line in commands.audit_lines(db, firms, args.since, args.until, args.format):
+            sys.stdout.write(line)
+            count += 1
+        return count
+
+    with database_uri(settings) as uri:
+        run_on_database(settings, uri, lines)
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql_api.compliance import commands
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CommandError(f"{out.parent}: no such directory")
+
+    async def work(db: Db) -> int:
+        try:
+            company = await commands.company_by_key(db, args.company, args.firm)
+        except commands.CompanyChoiceError as exc:
+            raise CommandError(str(exc)) from None
+        return await commands.export_to_file(db, company, out)
+
+    with database_uri(settings) as uri:
+        size = run_on_database(settings, uri, work)
+    print(f"wrote {out} ({size} bytes)")
+    return 0
+
+
+def cmd_erase_user(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql_api.compliance import commands
+
+    with database_uri(settings) as uri:
+        erased, finished = run_on_database(
+            settings, uri, lambda db: commands.erase(db, args.email, args.delete_messages)
+        )
+    if finished:
+        print(f"finished {finished} erasure(s) that a crash had interrupted")
+    if erased is None:
+        if finished:
+            return 0  # a rerun after a crash: its email was already gone
+        raise CommandError(f"no user with email {args.email!r}")
+    kept = (
+        f"{erased.messages_emptied} messages emptied" if args.delete_messages else "messages kept"
+    )
+    print(f"erased user {erased.user_id}: personal data removed, {kept}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql_api.compliance import commands
+
+    with database_uri(settings) as uri:
+        purged = run_on_database(settings, uri, commands.purge)
+    print(f"purged {purged} conversations past their firm's retention")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="messager", description="Messager API")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +323,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the search fields of every message afresh (messages stored before search)",
     )
     reindex.set_defaults(handler=cmd_reindex_search)
+
+    audit = commands.add_parser(
+        "audit", help="print the audit log (CSV or JSON Lines), or verify its hash chains"
+    )
+    audit.add_argument("what", nargs="?", choices=["verify"], help="check every firm's chain")
+    audit.add_argument("--since", type=_when, help="from this date or time (inclusive)")
+    audit.add_argument("--until", type=_when, help="before this date or time (exclusive)")
+    audit.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    audit.add_argument("--firm", help="only this firm (its key)")
+    audit.set_defaults(handler=cmd_audit)
+
+    export_file = commands.add_parser("export", help="write a company's client file as a ZIP")
+    export_file.add_argument("--company", required=True, help="the company's key")
+    export_file.add_argument("--firm", help="the firm's key, when several have that company key")
+    export_file.add_argument("--out", required=True, help="the ZIP file to write")
+    export_file.set_defaults(handler=cmd_export)
+
+    erase = commands.add_parser("erase-user", help="erase a person's personal data")
+    erase.add_argument("email")
+    erase.add_argument(
+        "--delete-messages", action="store_true", help="also empty the messages it wrote"
+    )
+    erase.set_defaults(handler=cmd_erase_user)
+
+    purge = commands.add_parser(
+        "purge", help="purge now the conversations past their firm's retention"
+    )
+    purge.set_defaults(handler=cmd_purge)
     return parser
 
 

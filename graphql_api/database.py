@@ -71,7 +71,10 @@ Db = AsyncDatabase[Document]
 # equality implies `{$exists: true}` but never `{$type: ...}`. Every unique index starts with its
 # collection's shard key (`graphql_api/sharding.py`, checked by `tests/test_sharding.py`).
 INDEXES: dict[str, list[IndexModel]] = {
-    "firms": [IndexModel([("key", ASCENDING)], unique=True, name="key_unique")],
+    "firms": [
+        IndexModel([("key", ASCENDING)], unique=True, name="key_unique"),
+        IndexModel([("retention_years", ASCENDING)], name="retention"),  # compliance/retention.py
+    ],
     "companies": [
         IndexModel([("firm_id", ASCENDING), ("key", ASCENDING)], unique=True, name="firm_key"),
         IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
@@ -82,6 +85,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("firm_id", ASCENDING), ("company_ids", ASCENDING)], name="firm_companies"),
         IndexModel([("firm_id", ASCENDING), ("name_lower", ASCENDING)], name="firm_name"),
         IndexModel([("notification_settings.email", ASCENDING)], name="email_frequency"),
+        IndexModel([("audit_pending_ms", ASCENDING)], name="audit_pending"),
+        IndexModel([("erasing_since_ms", ASCENDING)], name="erasing"),  # compliance/erasure.py
     ],
     "conversations": [
         # The inbox: newest activity first, then `_id` (its tie-breaker and cursor).
@@ -126,6 +131,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # The recovery's walk over recently active conversations (conversations/recovery.py).
         IndexModel([("last_activity_ms", ASCENDING)], name="activity"),
+        # Retention (graphql_api/compliance/retention.py): a firm's conversations past it.
+        IndexModel(
+            [("firm_id", ASCENDING), ("last_activity_ms", ASCENDING)], name="retention_activity"
+        ),
+        # Audit entries a crash left on their action's document (compliance/audit.py).
+        IndexModel([("audit_pending_ms", ASCENDING)], name="audit_pending"),
         IndexModel(
             [("firm_id", ASCENDING), ("created_by", ASCENDING), ("client_message_id", ASCENDING)],
             name="creator_client_message_id",
@@ -140,6 +151,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="conversation_seq",
         ),
         IndexModel([("fanout", ASCENDING), ("created_ms", ASCENDING)], name="fanout_outbox"),
+        IndexModel([("audit_pending_ms", ASCENDING)], name="audit_pending"),
+        # Erasure with --delete-messages: a user's messages (compliance/erasure.py).
+        IndexModel([("author_id", ASCENDING), ("created_ms", ASCENDING)], name="author"),
         # Retries of a reply: unique per conversation (where the shard key allows it)...
         IndexModel(
             [
@@ -162,6 +176,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("state", ASCENDING), ("created_ms", ASCENDING)], name="state_age"),
         IndexModel([("message_id", ASCENDING)], name="message"),
         IndexModel([("state", ASCENDING), ("claimed_ms", ASCENDING)], name="state_claimed"),
+        # A conversation's files: the client-file export and the retention purge.
+        IndexModel([("conversation_id", ASCENDING)], name="conversation"),
+        # An erased user's uploads never attached (compliance/erasure.py).
+        IndexModel([("uploader_id", ASCENDING), ("state", ASCENDING)], name="uploader_state"),
     ],
     "notifications": [
         # Unread first, then newest (`_id` starts with the message's id).
@@ -171,10 +189,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # Email planning: the unread notifications created in one delay window.
         IndexModel([("unread", ASCENDING), ("created_ms", ASCENDING)], name="email_due"),
+        # The retention purge removes a conversation's notifications.
+        IndexModel([("conversation_id", ASCENDING)], name="conversation"),
     ],
     # What deletions took off messages, read only by the admin export (SPEC §17), per firm.
     "retained_messages": [
         IndexModel([("firm_id", ASCENDING), ("deleted_ms", ASCENDING)], name="firm_deleted"),
+        # The retention purge removes a conversation's (compliance/retention.py).
+        IndexModel([("conversation_id", ASCENDING)], name="conversation"),
     ],
     "recovery_state": [],  # how far the crash recovery got, by `_id`: a handful of documents
     # The email outbox (graphql_api/email/outbox.py): due emails, claims, and sent records.
@@ -184,6 +206,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("lease_owner", ASCENDING)], name="lease_owner"),
         IndexModel([("due_ms", ASCENDING)], name="due"),
+        IndexModel([("user_id", ASCENDING)], name="user"),  # erasure
     ],
     "email_jobs": [],
     "read_marks": [
@@ -192,7 +215,15 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="user_conversation",
         ),
+        IndexModel([("conversation_id", ASCENDING)], name="conversation"),  # retention purge
     ],
+    # Compliance (SPEC §17, graphql_api/compliance/): the audit log, each firm's chain head,
+    # and the purges in progress.
+    "audit_log": [
+        IndexModel([("firm_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="firm_seq"),
+    ],
+    "audit_chains": [],
+    "purges": [],
 }
 
 # Indexes of earlier versions, dropped at start-up once their replacements exist: MongoDB

@@ -21,6 +21,9 @@ this module decides access; `schema/permissions.py` names these rules on the sch
 - Read receipts (SPEC §14): `can_see_receipt_of`, `can_see_receipt_on`, `visible_read_states`.
 - Designation (SPEC §4): `eligible_participants_filter`.
 - Attachments (SPEC §7): `can_download`.
+- Compliance (SPEC §17): `can_administer`, `require_admin`, `fetch_administered_company`: the
+  audit log and client-file exports are for the firm's admins only (FORBIDDEN for others), and
+  another firm's company answers NOT_FOUND like a missing one.
 A property test proves the filters and the predicates agree on generated users and records.
 
 The rule, per conversation type, for a viewer of the conversation's firm:
@@ -49,7 +52,7 @@ from graphql_api.conversations.models import (
 )
 from graphql_api.database import Db, Document
 from graphql_api.directory.models import Company, User, UserKind
-from graphql_api.errors import NotFound
+from graphql_api.errors import Forbidden, NotFound
 from graphql_api.ids import parse_id
 
 # -- companies and people (SPEC §2) ------------------------------------------------------------
@@ -406,3 +409,30 @@ async def can_download(db: Db, viewer: User, attachment: Attachment) -> bool:
     return attachment.id in message.attachment_ids and can_read_message(
         viewer, conversation, message
     )
+
+
+# -- compliance (SPEC §17) ---------------------------------------------------------------------
+
+
+def can_administer(viewer: User) -> bool:
+    """Whether `viewer` may read its firm's audit log and export its client files: an admin
+    (a practitioner with `"admin": true` in the import)."""
+    return viewer.is_practitioner and viewer.is_admin
+
+
+def require_admin(viewer: User) -> None:
+    """FORBIDDEN unless the viewer is an admin of its firm. Refused before any id is looked
+    at, so a non-admin learns nothing about ids either."""
+    if not can_administer(viewer):
+        raise Forbidden("only an admin of the firm may do this")
+
+
+async def fetch_administered_company(db: Db, viewer: User, company_id: object) -> Company:
+    """A company of the admin's firm; NOT_FOUND for a missing, malformed or another firm's id
+    (after FORBIDDEN for a non-admin)."""
+    require_admin(viewer)
+    oid = parse_id(company_id, "company")
+    doc = await db.companies.find_one({"_id": oid, "firm_id": viewer.firm_id})
+    if doc is None:
+        raise NotFound("company not found")
+    return Company.from_doc(doc)

@@ -7,6 +7,8 @@ that died (kill -9, power loss) left half-done (docs/reliability.md).
 - Numbers taken by replies never stored, and the last message they named
   (`reconcile_conversations`).
 - Attachments claimed by messages never stored (`AttachmentStore.settle_stale_claims`).
+- Audit entries that an action's write carried and its process never chained
+  (`audit.complete_pending`), and erasures a crash interrupted (`erasure.finish_erasures`).
 
 Every step only touches what is older than `recovery_grace_seconds`, so that writes still in
 progress on other live processes are left to finish, and every step is idempotent, so that the
@@ -23,6 +25,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
+from graphql_api.compliance import audit
+from graphql_api.compliance.erasure import finish_erasures
 from graphql_api.conversations.recovery import (
     reconcile_conversations,
     remove_interrupted_creations,
@@ -53,6 +57,12 @@ async def recover_once(services: Services) -> None:
     released = await services.attachments.settle_stale_claims(now_ms, grace_ms)
     if released:
         log.info("released the attachments of %d messages never stored", released)
+    finished = await finish_erasures(services.db, services.attachments, now_ms - grace_ms)
+    if finished:
+        log.info("finished %d erasures a crash interrupted", finished)
+    chained = await audit.complete_pending(services.db, now_ms - grace_ms)
+    if chained:
+        log.info("chained %d audit records whose action's process died first", chained)
 
 
 async def _recover_forever(app: web.Application) -> None:

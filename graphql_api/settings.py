@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     """How long a write may still be in progress on a live process: the recovery completes or
     undoes only what is older (far above `db_timeout_ms`, the deadline of each step)."""
 
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often conversations past their firm's `retentionYears` are looked for and purged
+    (SPEC §17; the first pass runs a minute after start-up, or after this interval if shorter)."""
+
     edit_window_seconds: float = Field(default=24 * 3600.0, gt=0)
     """How long after sending its author may edit or delete a message (SPEC §14)."""
 

@@ -50,6 +50,11 @@ SHARD_KEYS: dict[str, ShardKey] = {
         (("user_id", "hashed"),),
         "A user's marks are read together (one inbox page) and written one by one.",
     ),
+    "audit_log": ShardKey(
+        (("firm_id", "hashed"),),
+        "A firm's records are read, exported and verified together, in chain order; the "
+        "unique `(firm_id, seq)` index starts with it.",
+    ),
     "fs.chunks": ShardKey(
         (("files_id", "hashed"),),
         "A file's chunks stay together, so a download reads one shard; hashed, because "
@@ -67,6 +72,8 @@ UNSHARDED: dict[str, str] = {
     "attachments": "one small document per upload",
     "retained_messages": "one document per deleted message; read only by the admin export",
     "fs.files": "one small document per upload",
+    "audit_chains": "one document per firm: the head of its audit chain",
+    "purges": "a handful of documents: the retention purges in progress",
 }
 
 

@@ -22,6 +22,8 @@ arguments:
 - MANAGE_CONVERSATION: the conversation is readable (NOT_FOUND otherwise, as READ_CONVERSATION)
   and the viewer is a practitioner (FORBIDDEN otherwise: it may read it, so nothing leaks):
   status and assignee (SPEC §13, `policy.can_manage`).
+- ADMIN: the viewer is an admin of its firm (FORBIDDEN otherwise); the field answers its firm's
+  records only, and an id of another firm answers NOT_FOUND.
 
 The conversation or company that a guard loads goes through the operation's dataloaders, so the
 resolver that runs next reads it from there without another query.
@@ -39,7 +41,7 @@ from strawberry.schema_directive import Location
 
 from graphql_api.conversations import models
 from graphql_api.errors import Forbidden, NotFound
-from graphql_api.policy import can_manage, can_read
+from graphql_api.policy import can_manage, can_read, require_admin
 
 
 @strawberry.enum(name="AccessPolicy", description="The rules of the access policy.")
@@ -72,6 +74,9 @@ class AccessRule(enum.Enum):
     MANAGE_CONVERSATION = strawberry.enum_value(
         "MANAGE_CONVERSATION",
         description="The conversation is readable and the viewer is a practitioner.",
+    )
+    ADMIN = strawberry.enum_value(
+        "ADMIN", description="An admin of the viewer's firm; only the firm's records."
     )
 
 
@@ -108,6 +113,14 @@ class VisibleCompanies(AccessPermission):
 
 class ReadableConversations(AccessPermission):
     rule = AccessRule.READABLE_CONVERSATIONS
+
+
+class Admin(AccessPermission):
+    rule = AccessRule.ADMIN
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        require_admin(info.context.viewer)  # raises FORBIDDEN (UNAUTHENTICATED without a token)
+        return True
 
 
 class SeeCompany(AccessPermission):

@@ -17,6 +17,7 @@ from strawberry.types import ExecutionContext
 from graphql_api import metrics
 from graphql_api.errors import RequestTimeout
 from graphql_api.settings import Settings
+from schema.compliance_api import ComplianceQuery
 from schema.conversation_api import ConversationMutation, ConversationQuery
 from schema.directory_api import DirectoryMutation, DirectoryQuery
 from schema.email_api import EmailMutation, EmailQuery
@@ -29,7 +30,15 @@ from schema.search_api import SearchQuery
 from schema.shared_events import SharedEventExecutionContext
 
 Query = merge_types(
-    "Query", (DirectoryQuery, ConversationQuery, NotificationQuery, SearchQuery, EmailQuery)
+    "Query",
+    (
+        DirectoryQuery,
+        ConversationQuery,
+        NotificationQuery,
+        SearchQuery,
+        EmailQuery,
+        ComplianceQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation", (DirectoryMutation, ConversationMutation, NotificationMutation, EmailMutation)

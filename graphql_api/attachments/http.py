@@ -4,7 +4,8 @@ Uploads stream the one `file` part into GridFS as it arrives, counting bytes (ai
 `client_max_size` does not apply to a streamed multipart read) and refusing the 104,857,601st byte
 with 413, after removing everything stored of it. Downloads answer only viewers the access policy
 lets read the attachment's conversation, or the uploader of a still-pending upload, and answer the
-same 404 for unknown and forbidden ids. Authentication is the bearer header, or the signed link of
+same 404 for unknown and forbidden ids, and leave an audit record (SPEC §17) before serving a
+conversation's file. Authentication is the bearer header, or the signed link of
 `Attachment.url` (never a cookie).
 """
 
@@ -25,6 +26,7 @@ from graphql_api.attachments.files import (
     sniff_content_type,
 )
 from graphql_api.attachments.store import Attachment
+from graphql_api.compliance.audit import record_download
 from graphql_api.context import authenticate
 from graphql_api.directory.models import User
 from graphql_api.errors import (
@@ -205,6 +207,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         return error_response(error)
     except ApiError:
         return error_response(NotFound("attachment not found"))
+
+    if attachment.conversation_id is not None:  # a file of a conversation, not one's own upload
+        # Before the first byte: a download whose record cannot be written is not served.
+        await record_download(services.db, viewer, attachment, request.headers.get("Range"))
 
     size = attachment.size
     headers = {

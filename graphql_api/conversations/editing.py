@@ -8,7 +8,8 @@ body, revisions and attachment list, which is what refuses its downloads (`polic
 A deleted message that was unread stops counting through the conversation service's
 `stop_counting`, the same path as a number taken by a failed write, and its notifications are
 marked read (the badges agree with `unreadCount`). Search's copy of the text follows each rewrite
-(`search.index.refresh_search_text`). Timeline events are nobody's to edit or delete.
+(`search.index.refresh_search_text`). Timeline events are nobody's to edit or delete. Each
+rewrite carries its audit entry (SPEC §17) in the same write, chained right after.
 
 The caller hands over a conversation and message it has loaded; every rule is the policy's.
 """
@@ -21,6 +22,7 @@ from datetime import timedelta
 from pymongo import ReturnDocument
 
 from graphql_api import clock
+from graphql_api.compliance import audit
 from graphql_api.conversations import validation
 from graphql_api.conversations.models import (
     Conversation,
@@ -77,7 +79,9 @@ class MessageEditor:
             if html == message.body:
                 return message  # nothing changes: no revision that equals the current body
             updated = await self._rewrite(
-                message, edited_fields(message, html, text, clock.now_ms())
+                message,
+                edited_fields(message, html, text, clock.now_ms()),
+                _entry(viewer, conversation, message, audit.AuditAction.MESSAGE_EDITED),
             )
             if updated is not None:
                 # Search finds the new words, and no longer the old ones (docs/search.md).
@@ -108,7 +112,11 @@ class MessageEditor:
                 {"_id": message.id}, retained_doc(message, viewer.id, now_ms), upsert=True
             )
             await self.stop_counting(conversation, message)
-            updated = await self._rewrite(message, deleted_fields(message, viewer.id, now_ms))
+            updated = await self._rewrite(
+                message,
+                deleted_fields(message, viewer.id, now_ms),
+                _entry(viewer, conversation, message, audit.AuditAction.MESSAGE_DELETED),
+            )
             if updated is not None:
                 await refresh_search_text(self.db, conversation, [updated.id])
                 await self.notifications.mark_message_read(updated, conversation.participant_ids)
@@ -122,21 +130,41 @@ class MessageEditor:
             return "only its author may edit a message"
         return f"a message may be edited only within {_hours(self.window)} of sending"
 
-    async def _rewrite(self, message: Message, fields: Document) -> Message | None:
-        """Apply `fields` if the message is still at the version it was read at; None when
-        another rewrite came first."""
+    async def _rewrite(self, message: Message, fields: Document, entry: Document) -> Message | None:
+        """Apply `fields` if the message is still at the version it was read at, with the
+        audit `entry` in the same write, then chain it; None when another rewrite came first."""
         doc = await self.db.messages.find_one_and_update(
             {**_message_key(message), "version": _version_filter(message.version)},
-            {"$set": fields},
+            {"$set": {**fields, **audit.pending_fields(entry)}},
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else Message.from_doc(doc)
+        if doc is None:
+            return None
+        await audit.commit(self.db, "messages", _message_key(message), entry)
+        return Message.from_doc(doc)
 
     async def _reload(self, message: Message) -> Message:
         doc = await self.db.messages.find_one(_message_key(message))
         if doc is None:
             raise NotFound("message not found")
         return Message.from_doc(doc)
+
+
+def _entry(
+    viewer: User, conversation: Conversation, message: Message, action: audit.AuditAction
+) -> Document:
+    return audit.new_entry(
+        viewer.firm_id,
+        audit.Actor.of(viewer),
+        action,
+        conversation_id=conversation.id,
+        company_id=conversation.company_id,
+        details={
+            "messageId": message.id,
+            "authorId": message.author_id,
+            "kind": message.kind.value,
+        },
+    )
 
 
 def _require_readable(viewer: User, conversation: Conversation, message: Message) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pymongo import ReturnDocument
 
+from graphql_api.compliance import audit
 from graphql_api.conversations import validation
 from graphql_api.conversations.models import (
     Audience,
@@ -256,13 +257,45 @@ class Lifecycle:
         event: ConversationEvent,
         condition: Document | None = None,
     ) -> Conversation:
+        entry = _audit_entry(viewer, conversation, event)
+        audited = {**update, "$set": {**update.get("$set", {}), **audit.pending_fields(entry)}}
         updated = await self.conversations.record_change(
-            viewer, conversation, update, event, condition
+            viewer, conversation, audited, event, condition
         )
         if updated is not None:
+            await audit.commit(self.db, "conversations", conversation_key(updated), entry)
             await self._refresh_search(conversation, updated)
             return updated
         if await self.db.conversations.find_one(conversation_key(conversation), {"_id": 1}):
             # The condition failed: someone changed the participants meanwhile.
             raise BadUserInput("the participants changed meanwhile: read them again and retry")
         raise NotFound("conversation not found")
+
+
+def _audit_entry(viewer: User, conversation: Conversation, event: ConversationEvent) -> Document:
+    """The audit record of a shared change (SPEC §17): what the timeline event says, by ids."""
+    if event.assignee_changed:
+        action = audit.AuditAction.ASSIGNEE_CHANGED
+    elif event.added_user_ids:
+        action = audit.AuditAction.PARTICIPANTS_ADDED
+    elif event.removed_user_ids:
+        action = audit.AuditAction.PARTICIPANT_REMOVED
+    elif event.new_subject is not None:
+        action = audit.AuditAction.SUBJECT_CHANGED
+    else:
+        action = audit.AuditAction.STATUS_CHANGED
+    details = {
+        key: value
+        for key, value in event.to_doc().items()
+        if key != "actor_id" and value not in (None, [], False)
+    }
+    if event.assignee_changed:
+        details["assignee_id"] = event.assignee_id
+    return audit.new_entry(
+        viewer.firm_id,
+        audit.Actor.of(viewer),
+        action,
+        conversation_id=conversation.id,
+        company_id=conversation.company_id,
+        details=details,
+    )

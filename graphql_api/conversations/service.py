@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from graphql_api import clock
 from graphql_api.attachments.store import AttachmentStore
+from graphql_api.compliance import audit
 from graphql_api.conversations import history, validation
 from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryRequest
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
@@ -175,6 +176,18 @@ class Conversations:
             client_visible_by=client_visibility_sources(kind, company_id, [viewer, *participants]),
             client_message_id=client_message_id,
         )
+        # The audit entry rides in the conversation's own insert (the commit point): a creation
+        # that fails leaves none, one that succeeded keeps it until it is chained.
+        entry = audit.new_entry(
+            viewer.firm_id,
+            audit.Actor.of(viewer),
+            audit.AuditAction.CONVERSATION_CREATED,
+            conversation_id=conversation_id,
+            company_id=company_id,
+            details={"type": kind.value, "participantIds": [viewer.id, *others]},
+            at=now,
+        )
+        conversation_doc.update(audit.pending_document_fields(entry))
         message_doc = new_message_doc(
             message_id=message_id,
             firm_id=viewer.firm_id,
@@ -202,6 +215,7 @@ class Conversations:
         stored = await self._store_new_conversation(viewer, message_doc, conversation_doc)
         if stored.id == conversation_doc["_id"]:
             await self._after_message(Message.from_doc(message_doc), others, created=stored)
+            await audit.commit(self.db, "conversations", conversation_key(stored), entry)
         return stored
 
     async def _earlier_creation(self, viewer: User, client_message_id: str) -> Conversation | None:

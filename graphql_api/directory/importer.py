@@ -10,6 +10,11 @@ key is scoped to its firm in the database. A user entry's `favorites`, when pres
 user's favorites; when absent, the favorites the user chose in the product are kept (minus, for a
 client, companies it no longer belongs to). `locale` ("en" or "fr") is the language of the user's
 emails; when absent, the stored one is kept (English for a new user).
+
+Compliance (SPEC §17): a practitioner entry's `admin` (default false) makes it an admin of its
+firm; a firm's `retentionYears` (absent: keep forever) is how long a conversation is kept after
+its last activity; a company's `legalHold` (default false) keeps its conversations past retention.
+Each is written as the file says, so removing it from the file clears it.
 """
 
 from __future__ import annotations
@@ -48,12 +53,14 @@ class _Entry(BaseModel):
 class FirmEntry(_Entry):
     key: Key
     name: Name
+    retentionYears: int | None = Field(default=None, ge=1, le=100)  # as named in the file
 
 
 class CompanyEntry(_Entry):
     key: Key
     firm: Key
     name: Name
+    legalHold: bool = False  # named as in the file, like every field
 
 
 class UserEntry(_Entry):
@@ -66,6 +73,8 @@ class UserEntry(_Entry):
     favorites: list[Key] | None = None
     locale: Literal["en", "fr"] | None = None
     """The language of the user's emails; absent: kept as it is (English for a new user)."""
+    admin: bool = False
+    """An admin of its firm (practitioners only): reads the audit log, exports client files."""
 
 
 _SECTIONS: dict[str, type[_Entry]] = {
@@ -161,7 +170,10 @@ async def import_directory(db: Db, data: object) -> dict[str, dict[str, str]]:
             [
                 UpdateOne(
                     {"key": f.key},
-                    {"$set": {"name": f.name}, "$setOnInsert": {"_id": plan.firm_ids[f.key]}},
+                    {
+                        "$set": {"name": f.name, "retention_years": f.retentionYears},
+                        "$setOnInsert": {"_id": plan.firm_ids[f.key]},
+                    },
                     upsert=True,
                 )
                 for f in firms
@@ -173,7 +185,11 @@ async def import_directory(db: Db, data: object) -> dict[str, dict[str, str]]:
                 UpdateOne(
                     {"firm_id": plan.firm_ids[c.firm], "key": c.key},
                     {
-                        "$set": {"name": c.name, "name_lower": c.name.casefold()},
+                        "$set": {
+                            "name": c.name,
+                            "name_lower": c.name.casefold(),
+                            "legal_hold": c.legalHold,
+                        },
                         "$setOnInsert": {"_id": plan.company_ids[(plan.firm_ids[c.firm], c.key)]},
                     },
                     upsert=True,
@@ -249,6 +265,8 @@ async def _plan_users(db: Db, users: list[UserEntry], plan: _Plan) -> list[Docum
         company_ids = resolve(user.companies, "companies")
         if user.kind == "PRACTITIONER" and user.companies:
             plan.problems.append(f"{label}: companies: only clients belong to companies")
+        if user.kind == "CLIENT" and user.admin:
+            plan.problems.append(f"{label}: admin: only practitioners may be admins")
         previous = existing.get((firm_id, user.key))
         if user.favorites is not None:
             favorite_ids = resolve(user.favorites, "favorites")
@@ -278,6 +296,7 @@ async def _plan_users(db: Db, users: list[UserEntry], plan: _Plan) -> list[Docum
                 "company_ids": company_ids,
                 "favorite_company_ids": favorite_ids,
                 "locale": user.locale or (previous or {}).get("locale") or DEFAULT_LOCALE,
+                "admin": user.admin,
             }
         )
     return docs

@@ -2,7 +2,10 @@
 
 Documents are `firms {_id, key, name}`, `companies {_id, firm_id, key, name, name_lower}` and
 `users {_id, firm_id, key, kind, name, name_lower, email, company_ids, favorite_company_ids,
-locale, notification_settings}` (the last two for emails, `graphql_api.email`).
+locale, notification_settings, admin}` (locale and settings for emails, `graphql_api.email`;
+`admin` for compliance, `graphql_api.compliance`). Firms may carry `retention_years` and
+companies `legal_hold` (the retention job, `graphql_api.compliance.retention`). A user being
+erased (`erasing`) is no user any more: it is read as absent (`graphql_api.compliance.erasure`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class User:
     favorite_company_ids: frozenset[str]
     locale: str = DEFAULT_LOCALE
     """The language of the emails the user receives: "en" or "fr"."""
+    is_admin: bool = False
+    """An admin of its firm (SPEC §17): a practitioner with `"admin": true` in the import."""
 
     @property
     def is_practitioner(self) -> bool:
@@ -68,6 +73,8 @@ class User:
             company_ids=frozenset(doc.get("company_ids", ())),
             favorite_company_ids=frozenset(doc.get("favorite_company_ids", ())),
             locale=doc.get("locale") if doc.get("locale") in LOCALES else DEFAULT_LOCALE,
+            # The embedded server answers a stored `true` as 1.
+            is_admin=bool(doc.get("admin")) and doc["kind"] == UserKind.PRACTITIONER.value,
         )
 
 

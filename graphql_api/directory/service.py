@@ -35,6 +35,12 @@ def search_filter(field: str, search: str | None) -> Document:
     return {field: {"$regex": re.escape(text), "$options": "i"}}
 
 
+def _present(doc: Document | None) -> bool:
+    """Whether a user document is a user: a user being erased is gone already (its tokens fail,
+    it shows as "Former user"), while the erasure finishes (`graphql_api.compliance.erasure`)."""
+    return doc is not None and not doc.get("erasing")
+
+
 class Directory:
     """Directory reads and favorite changes for one database."""
 
@@ -60,11 +66,11 @@ class Directory:
     async def user_by_id(self, user_id: str) -> User | None:
         """The user as stored, read from the database."""
         doc = await self.db.users.find_one({"_id": user_id})
-        return User.from_doc(doc) if doc else None
+        return User.from_doc(doc) if _present(doc) else None
 
     async def user_by_email(self, email: str) -> User | None:
         doc = await self.db.users.find_one({"email": email.strip().lower()})
-        return User.from_doc(doc) if doc else None
+        return User.from_doc(doc) if _present(doc) else None
 
     async def current_users(self, ids: Iterable[str]) -> dict[str, User]:
         """The users as stored now, from the cache when it may serve: what the schema shows
@@ -75,7 +81,7 @@ class Directory:
 
     async def users_by_ids(self, ids: Iterable[str]) -> dict[str, User]:
         docs = await self.db.users.find({"_id": {"$in": list(ids)}}).to_list()
-        return {doc["_id"]: User.from_doc(doc) for doc in docs}
+        return {doc["_id"]: User.from_doc(doc) for doc in docs if _present(doc)}
 
     async def current_companies(self, ids: Iterable[str]) -> dict[str, Company]:
         """The companies as stored now, from the cache when it may serve (no command on a warm
