@@ -226,7 +226,13 @@ def can_read_message(viewer: User, conversation: Conversation, message: Message)
     timeline events are for every reader."""
     if message.conversation_id != conversation.id or not can_read(viewer, conversation):
         return False
-    return message.kind is not MessageKind.NOTE or viewer.is_practitioner
+    return may_read_kind(viewer, message.kind)
+
+
+def may_read_kind(viewer: User, kind: MessageKind) -> bool:
+    """The per-message rule on a reader of the conversation: notes for practitioners only (also
+    who a new message of `kind` may notify)."""
+    return kind is not MessageKind.NOTE or viewer.is_practitioner
 
 
 def readable_messages_filter(viewer: User) -> Document:

@@ -20,7 +20,7 @@ from pymongo import ReturnDocument
 from graphql_api.compliance import audit
 from graphql_api.conversations import validation
 from graphql_api.conversations.models import (
-    Audience,
+    ARCHIVED_FIELDS,
     Conversation,
     ConversationEvent,
     ConversationStatus,
@@ -203,8 +203,7 @@ class Lifecycle:
         """Archive for the viewer: out of its default inbox until a message it may read
         arrives (numbering one clears its audience's array: `Conversations._take_seq`)."""
         require_readable(viewer, conversation)
-        staff = audience_of(viewer) is Audience.STAFF
-        field = "archived_by_staff" if staff else "archived_by_clients"
+        field = ARCHIVED_FIELDS[audience_of(viewer)]
         return await self._toggle(viewer, conversation, field, archived)
 
     async def mute(self, viewer: User, conversation: Conversation, muted: bool) -> Conversation:

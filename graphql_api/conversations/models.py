@@ -87,6 +87,10 @@ MessageRef = tuple[str, str]
 """(conversation id, message id): how messages are looked up, shard key first."""
 
 
+ARCHIVED_FIELDS = {Audience.STAFF: "archived_by_staff", Audience.CLIENT: "archived_by_clients"}
+"""Per audience: the conversation's field listing the viewers who archived it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: str

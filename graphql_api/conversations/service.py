@@ -34,6 +34,7 @@ from graphql_api.conversations import history, validation
 from graphql_api.conversations.history import DEFAULT_HISTORY_PAGE, HistoryRequest
 from graphql_api.conversations.inbox_query import ActivityKey, readable_in_activity_order
 from graphql_api.conversations.models import (
+    ARCHIVED_FIELDS,
     Audience,
     Conversation,
     ConversationEvent,
@@ -68,6 +69,7 @@ from graphql_api.policy import (
     client_visibility_sources,
     eligible_participants_filter,
     fetch_readable,
+    may_read_kind,
     readable_branches,
     readable_messages_filter,
     readable_notifications_filter,
@@ -440,7 +442,7 @@ class Conversations:
         others = [p for p in conversation.participant_ids if p != author_id and p not in muted]
         if kind is MessageKind.NOTE and others:
             users = await self.directory.users_by_ids(others)
-            others = [p for p in others if p in users and users[p].is_practitioner]
+            others = [p for p in others if p in users and may_read_kind(users[p], kind)]
         return others
 
     async def record_change(
@@ -587,7 +589,7 @@ class Conversations:
             narrowing["status"] = {"$eq": status.value}
         if assignee_id is not None:
             narrowing["assignee_id"] = {"$eq": parse_id(assignee_id, "assignee")}
-        archived_field = f"archived_by_{'staff' if viewer.is_practitioner else 'clients'}"
+        archived_field = ARCHIVED_FIELDS[audience_of(viewer)]
         narrowing[archived_field] = viewer.id if archived else {"$nin": [viewer.id]}
         cursor = parse_activity_cursor(after, "after") if after is not None else None
         if not unread_only:
