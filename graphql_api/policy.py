@@ -9,7 +9,7 @@ this module decides access; `schema/permissions.py` names these rules on the sch
   `can_see_favorites_of`.
 - Conversations (SPEC §3): `can_read`, `readable_branches` / `readable_filter`,
   `fetch_readable`, `require_readable`, `filter_readable`; for notifications of conversations,
-  `readable_notifications_filter`.
+  `readable_notifications_filter`; for routing live inbox events, `favorites_reach`.
 - Messages (SPEC §13): `can_read_message`, `readable_messages_filter`, `audience_of` — the
   per-message rule beside the per-conversation one: internal notes are for practitioners only.
 - Search (SPEC §16): `read_grants` / `viewer_read_grants`, the conversation rule restated as
@@ -107,6 +107,15 @@ def can_read(viewer: User, conversation: Conversation) -> bool:
         and conversation.client_visible
         and company in viewer.company_ids
     )
+
+
+def favorites_reach(conversation: Conversation) -> str | None:
+    """The company whose favorites holders may read `conversation` without being participants
+    (`can_read`'s second branch: practitioners, and clients when it is client-visible), or None
+    when only its participants may. Live inbox events are routed by it (`realtime.events`)."""
+    if conversation.type is ConversationType.PRIVATE:
+        return None
+    return conversation.company_id
 
 
 def is_client_visible(

@@ -18,7 +18,12 @@ from graphql_api.context import Context, Info
 from graphql_api.conversations import models
 from graphql_api.errors import NotFound
 from graphql_api.pagination import parse_message_cursor
-from graphql_api.realtime.events import Topic, conversation_topic, firm_topic, user_topic
+from graphql_api.realtime.events import (
+    Topic,
+    conversation_topic,
+    user_topic,
+    viewer_inbox_topics,
+)
 from graphql_api.realtime.hub import Subscriber
 from graphql_api.realtime.streams import (
     conversation_changes,
@@ -40,6 +45,17 @@ def _listening(
 
 async def _load_conversation(context: Context, conversation_id: str) -> models.Conversation | None:
     return await context.fresh_loaders().conversations.load(conversation_id)
+
+
+def _fresh_loaders_with(
+    context: Context, conversation: models.Conversation, message: models.Message | None
+) -> None:
+    """Fresh loaders for one event, holding the records the event carries (as stored with the
+    message): showing them reads nothing again."""
+    loaders = context.fresh_loaders()
+    loaders.conversations.prime(conversation.id, conversation)
+    if message is not None:
+        loaders.messages.prime((message.conversation_id, message.id), message)
 
 
 async def message_added(
@@ -66,21 +82,26 @@ async def notification_added(info: Info) -> AsyncGenerator[Notification, None]:
     async with _listening(
         context, [user_topic(context.viewer.id)], "notificationAdded"
     ) as subscriber:
-        async for notification in readable_notifications(
+        async for event in readable_notifications(
             subscriber, context.current_viewer, lambda i: _load_conversation(context, i)
         ):
-            yield Notification(record=notification)
+            if event.conversation is not None:
+                _fresh_loaders_with(context, event.conversation, event.message)
+            yield Notification(record=event.notification)
 
 
 async def inbox_updated(info: Info) -> AsyncGenerator[Conversation, None]:
     context = info.context
-    topics = [firm_topic(context.viewer.firm_id), user_topic(context.viewer.id)]
+    topics = list(viewer_inbox_topics(context.viewer))
     async with _listening(context, topics, "inboxUpdated") as subscriber:
-        async for conversation in readable_inbox_changes(
-            subscriber, context.current_viewer, lambda i: _load_conversation(context, i)
+        async for change in readable_inbox_changes(
+            context.services.hub,
+            subscriber,
+            context.current_viewer,
+            lambda i: _load_conversation(context, i),
         ):
-            context.fresh_loaders()
-            yield Conversation(record=conversation)
+            _fresh_loaders_with(context, change.conversation, change.message)
+            yield Conversation(record=change.conversation)
 
 
 async def _readable(context: Context, conversation_id: strawberry.ID) -> models.Conversation:

@@ -49,6 +49,7 @@ from graphql_api.policy import (
     readable_notifications_filter,
     viewer_read_grants,
 )
+from graphql_api.realtime.events import inbox_topics, viewer_inbox_topics
 from graphql_api.search.index import search_fields
 from graphql_api.search.service import Search
 
@@ -342,6 +343,22 @@ async def test_read_grants_restate_can_read_exactly(world):
             granted = bool(held & set(read_grants(conversation)))
             same_firm = conversation.firm_id == user.firm_id
             assert (same_firm and granted) == can_read(user, conversation), (user, conversation)
+
+
+@PROPERTY_SETTINGS
+@given(world=worlds())
+async def test_live_inbox_routing_reaches_every_reader(world):
+    """Inbox events go to the conversation's topics only (`realtime.events.inbox_topics`), not
+    to the whole firm: every viewer that `can_read` the conversation must listen to one of
+    them, or its inbox would miss the conversation's activity."""
+    users, conversations = world
+    generated = World(users, conversations)
+    for user in generated.users:
+        listened = viewer_inbox_topics(user)
+        for doc in generated.conversation_docs:
+            conversation = Conversation.from_doc(doc)
+            if can_read(user, conversation):
+                assert listened & set(inbox_topics(conversation)), (user, conversation)
 
 
 def message_docs(generated: World, specs: list[dict]) -> list[dict]:

@@ -144,3 +144,56 @@ async def test_unread_counts_in_a_delivery_are_each_viewers_own(api):
     finally:
         await bob.close()
         await paul.close()
+
+
+INBOX_VIEW = """subscription { inboxUpdated { id unreadCount lastMessage { bodyText } } }"""
+NOTIFICATION_VIEW = """subscription { notificationAdded {
+  conversation { subject } message { bodyText author { name } } } }"""
+READS = ("conversations", "messages", "read_marks")
+
+
+@pytest.fixture
+async def reads_api(aiohttp_client: Any, settings, ids) -> tuple[Api, dict[str, int]]:
+    """An app counting its finds of conversations, messages and read marks, per collection."""
+    finds = dict.fromkeys(READS, 0)
+
+    def wanted(event: Any) -> bool:
+        collection = event.command.get("find") if event.command_name == "find" else None
+        if collection in finds:
+            finds[collection] += 1
+        return False
+
+    http = await aiohttp_client(init_app(settings, mongo_listeners=[CountingListener(wanted)]))
+    return Api(http=http, tokens=TokenService(settings), ids=ids), finds
+
+
+async def test_a_message_reaches_its_readers_inboxes_and_notifications_for_one_read(reads_api):
+    """Each reader's inbox shows the message and its own unread count, and the notified
+    participant its notification, while the process reads the read marks once for all of
+    them and nothing else (the conversation and the message come with the event); each
+    subscriber used to read them again (two or three finds per delivery)."""
+    api, finds = reads_api
+    cid = await bakery_conversation(api)  # bob with paul; alice reads it from her favorites
+    readers = ["alice", "bob", "paul"]
+    sockets = [await connect(api, user) for user in readers]
+    try:
+        inboxes = [await ws.subscribe(INBOX_VIEW) for ws in sockets]
+        notified = await sockets[2].subscribe(NOTIFICATION_VIEW)
+        await wait_for_subscribers(api, 4)
+        finds.update(dict.fromkeys(READS, 0))
+        await api.gql(SEND, {"input": {"conversationId": cid, "body": "<p>Books</p>"}}, as_="bob")
+        unread = {"alice": 2, "bob": 0, "paul": 2}  # bob wrote both; alice never opened it
+        frames = [[await ws.receive()] for ws in sockets]
+        frames[2].append(await sockets[2].receive())  # paul's notification too, in any order
+        for user, received, operation in zip(readers, frames, inboxes, strict=True):
+            inbox = {"id": cid, "unreadCount": unread[user], "lastMessage": {"bodyText": "Books"}}
+            assert next_message(operation, {"inboxUpdated": inbox}) in received
+        notification = {
+            "conversation": {"subject": "Bakery books"},
+            "message": {"bodyText": "Books", "author": {"name": "Bob Martin"}},
+        }
+        assert next_message(notified, {"notificationAdded": notification}) in frames[2]
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    # The mutation's own read of the conversation (its guard), then one read of the marks.
+    assert finds == {"conversations": 1, "messages": 0, "read_marks": 1}

@@ -37,9 +37,7 @@ async def note(api: Any, as_: str, conversation_id: str, text: str) -> str:
 
 
 async def test_the_badges_follow_messages_notes_reads_deletions_removals_and_favorites(api):
-    conversation = (await create(api, "alice", "COMPANY", ["bob", "carla"], company="bakery"))[
-        "id"
-    ]
+    conversation = (await create(api, "alice", "COMPANY", ["bob", "carla"], company="bakery"))["id"]
     reply = await send(api, "alice", conversation, "<p>Second</p>")
     assert await summary(api, "bob") == (1, 2, 2)
 

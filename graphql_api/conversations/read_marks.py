@@ -20,7 +20,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from graphql_api import clock
-from graphql_api.database import Db, only_duplicates
+from graphql_api.database import Db, Document, only_duplicates
 
 Mark = tuple[str, str, int, int, int]
 """(user id, conversation id, seq, staff_n, client_n)."""
@@ -59,6 +59,25 @@ async def marks_of_participants(
         )
         found.setdefault(mark.conversation_id, {})[mark.user_id] = mark
     return found
+
+
+async def marks_by_pair(
+    db: Db, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Document]:
+    """The marks of the given (user id, conversation id) pairs, in one query (by `_id`, with the
+    users for the shard key); pairs without a mark are left out."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    query = {
+        "_id": {"$in": [read_mark_id(u, c) for u, c in wanted]},
+        "user_id": {"$in": sorted({u for u, _ in wanted})},
+    }
+    projection = {"user_id": 1, "conversation_id": 1, "seq": 1, "staff_n": 1, "client_n": 1}
+    return {
+        (doc["user_id"], doc["conversation_id"]): doc
+        async for doc in db.read_marks.find(query, projection)
+    }
 
 
 def _int(value: object) -> int | None:

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
+from strawberry.dataloader import DataLoader
 
 from graphql_api import clock
 from graphql_api.attachments.store import AttachmentStore
@@ -50,6 +51,7 @@ from graphql_api.conversations.models import (
 from graphql_api.conversations.read_marks import (
     Mark,
     ReadMark,
+    marks_by_pair,
     marks_of_participants,
     move_read_marks,
 )
@@ -130,6 +132,7 @@ class Conversations:
         self._read_mark_writes: GroupCommit[Mark] = GroupCommit(
             lambda marks: move_read_marks(self.db, marks)
         )
+        self._unread_batches: DataLoader[tuple[User, Conversation], int] | None = None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -532,7 +535,7 @@ class Conversations:
             self.publisher.emit(ConversationCreated(created))
         self.publisher.emit(MessageAdded(message, updated))
         for notification in notifications:
-            self.publisher.emit(NotificationAdded(notification))
+            self.publisher.emit(NotificationAdded(notification, message, conversation))
 
     async def mark_read(self, viewer: User, conversation: Conversation) -> Conversation:
         """Move the viewer's read mark to the newest message and mark the notifications of the
@@ -645,17 +648,35 @@ class Conversations:
 
     async def unread_counts(self, viewer: User, conversations: list[Conversation]) -> list[int]:
         """Messages after the viewer's read mark that the viewer did not write, per
-        conversation, from the read marks alone (one query whatever the number of
-        conversations): sending moves the author's own mark to the message, so every message
-        after a mark is someone else's, and the viewer's audience's counter numbers every
-        stored message it counts but the ordinals a failed write left unused. Notes count for
-        practitioners only, timeline events for nobody (`models`)."""
-        audience = audience_of(viewer)
-        marks = await self._read_marks(viewer.id, [c.id for c in conversations], audience)
-        return [
-            unread_after(c.count(audience), c.skipped(audience), marks.get(c.id, 0))
-            for c in conversations
-        ]
+        conversation, from the read marks alone: sending moves the author's own mark to the
+        message, so every message after a mark is someone else's, and the viewer's audience's
+        counter numbers every stored message it counts but the ordinals a failed write left
+        unused. Notes count for practitioners only, timeline events for nobody (`models`).
+
+        Asked together with whatever other viewers ask meanwhile (one query per batch): the
+        inbox subscribers a message wakes in this process read their marks at once, not one
+        query each (issue 16)."""
+        return await self._unread_loader().load_many([(viewer, c) for c in conversations])
+
+    def _unread_loader(self) -> DataLoader[tuple[User, Conversation], int]:
+        # One per event loop: a loader schedules its batches on the loop it first ran in.
+        loop = asyncio.get_running_loop()
+        if self._unread_batches is None or self._unread_batches.loop is not loop:
+            self._unread_batches = DataLoader(self._unread_batch, cache=False, loop=loop)
+        return self._unread_batches
+
+    async def _unread_batch(self, wanted: list[tuple[User, Conversation]]) -> list[int]:
+        marks = await marks_by_pair(self.db, {(v.id, c.id) for v, c in wanted})
+        counts = []
+        for viewer, conversation in wanted:
+            audience = audience_of(viewer)
+            mark = marks.get((viewer.id, conversation.id))
+            # Marks written before notes have no audience ordinals: `seq` counted everything.
+            read = 0 if mark is None else int(mark.get(_AUDIENCE_FIELDS[audience][2], mark["seq"]))
+            counts.append(
+                unread_after(conversation.count(audience), conversation.skipped(audience), read)
+            )
+        return counts
 
     async def unread_summary(self, viewer: User) -> UnreadSummary:
         """The viewer's badges in a bounded number of commands whatever its inbox: the counters
@@ -897,18 +918,6 @@ class Conversations:
                 field="clientMessageId",
             )
         return message
-
-    async def _read_marks(
-        self, user_id: str, conversation_ids: list[str], audience: Audience
-    ) -> dict[str, int]:
-        """The user's marks as its audience's ordinals (marks written before notes: `seq`)."""
-        # By user (the shard key) rather than by `_id`: one shard answers, not all of them.
-        query = {"user_id": {"$eq": user_id}, "conversation_id": {"$in": conversation_ids}}
-        field = "staff_n" if audience is Audience.STAFF else "client_n"
-        return {
-            doc["conversation_id"]: int(doc.get(field, doc["seq"]))
-            async for doc in self.db.read_marks.find(query)
-        }
 
     async def _move_read_mark(
         self, user_id: str, conversation_id: str, seq: int, staff_n: int, client_n: int

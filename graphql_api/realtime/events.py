@@ -1,12 +1,20 @@
 """The events that subscriptions listen to, and the topics they are published on.
 
 An event carries the stored document's record, re-read from the database, never the client's
-input. Topics: a conversation's messages (`messageAdded`), a firm's conversation activity
-(`inboxUpdated`, filtered per subscriber by the access policy), a user's notifications
+input. Topics: a conversation's messages (`messageAdded`), a user's notifications
 (`notificationAdded`), rewrites of messages and changes of a conversation or of its read marks
 (`messageUpdated`, `conversationUpdated`, on the conversation's topic) and changes to a user's
-own document (favorites: access is re-checked with
-them). `Resync` tells a topic's subscribers that events were lost.
+own document (favorites: access is re-checked with them). `Resync` tells a topic's subscribers
+that events were lost.
+
+Inbox activity (`inboxUpdated`) goes to the conversation's possible readers only, never to a
+whole firm: the inbox topic of each participant, and, when the policy lets favorites holders
+read it beyond its participants (`policy.favorites_reach`), the topic of its company, which
+every inbox subscriber with that company in its favorites listens to. Each subscriber still
+checks the event with the policy; the topics only spare the others from waking (issue 16: a
+message used to wake all of a firm's inbox subscribers). The firm's topic carries no event: its
+inbox subscribers are registered there so that a change stream can tell whether anyone in this
+process watches the firm's inboxes before it reads a document.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from graphql_api.conversations.models import Conversation, Message
+from graphql_api.directory.models import User
 from graphql_api.notifications.models import Notification
+from graphql_api.policy import favorites_reach
 
 Topic = tuple[str, str]
 
@@ -32,6 +42,37 @@ def firm_topic(firm_id: str) -> Topic:
 
 def user_topic(user_id: str) -> Topic:
     return ("user", user_id)
+
+
+def inbox_topic(user_id: str) -> Topic:
+    return ("inbox", user_id)
+
+
+def company_topic(company_id: str) -> Topic:
+    return ("company", company_id)
+
+
+def inbox_topics(conversation: Conversation) -> list[Topic]:
+    """Where a conversation's inbox activity goes: every participant, and its company's
+    favorites holders when the policy lets them read it."""
+    topics = [inbox_topic(user_id) for user_id in conversation.participant_ids]
+    reach = favorites_reach(conversation)
+    if reach is not None:
+        topics.append(company_topic(reach))
+    return topics
+
+
+def viewer_inbox_topics(viewer: User) -> frozenset[Topic]:
+    """What an inbox subscriber listens to: its own changes, its inbox, its favorite companies,
+    and its firm (no event: see the module docstring)."""
+    return frozenset(
+        (
+            user_topic(viewer.id),
+            inbox_topic(viewer.id),
+            firm_topic(viewer.firm_id),
+            *(company_topic(c) for c in viewer.favorite_company_ids),
+        )
+    )
 
 
 def event_key(collection: str, document_id: str) -> str:
@@ -50,8 +91,9 @@ class MessageAdded:
 
     def topics(self) -> list[Topic]:
         topics = [conversation_topic(self.message.conversation_id)]
-        if self.message.seq > 1:  # the first message arrives with its conversation's creation
-            topics.append(firm_topic(self.message.firm_id))
+        # The first message arrives with its conversation's creation.
+        if self.message.seq > 1 and self.conversation is not None:
+            topics += inbox_topics(self.conversation)
         return topics
 
 
@@ -63,12 +105,16 @@ class ConversationCreated:
         return event_key("conversations", self.conversation.id)
 
     def topics(self) -> list[Topic]:
-        return [firm_topic(self.conversation.firm_id)]
+        return inbox_topics(self.conversation)
 
 
 @dataclass(frozen=True, slots=True)
 class NotificationAdded:
     notification: Notification
+    message: Message | None = None
+    conversation: Conversation | None = None
+    """The notified message and its conversation as stored with it, when known: a subscriber
+    checks access and shows them without reading them again."""
 
     def key(self) -> str | None:
         return event_key("notifications", self.notification.id)
@@ -116,7 +162,7 @@ class ConversationChanged:
         return conversation_state_key(c.id, c.subject, c.participant_ids, c.status, c.assignee_id)
 
     def topics(self) -> list[Topic]:
-        return [conversation_topic(self.conversation.id), firm_topic(self.conversation.firm_id)]
+        return [conversation_topic(self.conversation.id)]
 
 
 @dataclass(frozen=True, slots=True)

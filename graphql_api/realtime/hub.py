@@ -63,7 +63,19 @@ class EventHub:
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        for topic in subscriber.topics:
+        self._leave(subscriber, subscriber.topics)
+
+    def retopic(self, subscriber: Subscriber, topics: Iterable[Topic]) -> None:
+        """Move a subscriber to `topics` (its favorites changed), keeping its queue: events of
+        the topics it keeps are neither lost nor repeated."""
+        new = frozenset(topics)
+        self._leave(subscriber, subscriber.topics - new)
+        for topic in new - subscriber.topics:
+            self._subscribers[topic].add(subscriber)
+        subscriber.topics = new
+
+    def _leave(self, subscriber: Subscriber, topics: Iterable[Topic]) -> None:
+        for topic in topics:
             listeners = self._subscribers.get(topic)
             if listeners is not None:
                 listeners.discard(subscriber)

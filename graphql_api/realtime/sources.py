@@ -422,7 +422,7 @@ class ChangeStreamSource:
         if event.message.seq > 1 and event.conversation is not None:
             # (A first message is stored before its conversation: see below.)
             self._publish_notifications(
-                event.message, doc.get("recipients", ()), event.conversation.company_id
+                event.message, doc.get("recipients", ()), event.conversation
             )
 
     async def _publish_conversation(self, event: ConversationCreated) -> None:
@@ -438,11 +438,13 @@ class ChangeStreamSource:
             {"conversation_id": {"$eq": conversation.id}, "seq": {"$eq": 1}}
         )
         if first is not None:
-            self._publish_notifications(Message.from_doc(first), others, conversation.company_id)
+            self._publish_notifications(Message.from_doc(first), others, conversation)
 
     def _publish_notifications(
-        self, message: Message, recipients: Iterable[str], company_id: str | None
+        self, message: Message, recipients: Iterable[str], conversation: Conversation
     ) -> None:
         listening = [u for u in recipients if self.hub.has_listeners(user_topic(str(u)))]
-        for notification in notification_docs(message, listening, company_id):
-            self.hub.publish(NotificationAdded(Notification.from_doc(notification)))
+        for notification in notification_docs(message, listening, conversation.company_id):
+            self.hub.publish(
+                NotificationAdded(Notification.from_doc(notification), message, conversation)
+            )

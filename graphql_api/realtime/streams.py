@@ -14,7 +14,8 @@
   per-message rule: a client's stream skips internal notes, live and in replay, as if they did
   not exist (their numbers are gaps, like a reply never stored).
 - `readable_notifications`, `readable_inbox_changes`: the viewer's events that the policy lets
-  it read.
+  it read, checked with the conversation the event carries (as stored with the message) and
+  handed on with it, so that showing them reads nothing again.
 - `readable_message_updates`, `conversation_changes` (SPEC §14): edits and deletions of a
   conversation's messages, and the conversation as its shared state or receipts change, checked
   the same way (losing the conversation ends them with NOT_FOUND).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -36,7 +38,6 @@ from graphql_api.conversations.service import Conversations
 from graphql_api.directory.models import User
 from graphql_api.errors import BadUserInput, NotFound
 from graphql_api.metrics import observe_delivery, subscription_running
-from graphql_api.notifications.models import Notification
 from graphql_api.policy import can_read, can_read_message
 from graphql_api.realtime.events import (
     ConversationChanged,
@@ -48,6 +49,7 @@ from graphql_api.realtime.events import (
     Resync,
     Topic,
     UserChanged,
+    viewer_inbox_topics,
 )
 from graphql_api.realtime.hub import (
     SLOW_CONSUMER_CLOSE_CODE,
@@ -217,36 +219,54 @@ def _newer(current: Conversation, candidate: Conversation) -> Conversation:
 
 async def readable_notifications(
     subscriber: Subscriber, viewer: CurrentViewer, load: LoadConversation
-) -> AsyncIterator[Notification]:
-    """The viewer's new notifications, of conversations it may read."""
+) -> AsyncIterator[NotificationAdded]:
+    """The viewer's new notifications, of conversations it may read, each with its conversation
+    (and message, when the event carries it) as checked."""
     while True:
         event = await subscriber.next()
         current = await viewer()  # UNAUTHENTICATED once deleted
-        if isinstance(event, NotificationAdded):
-            conversation = await load(event.notification.conversation_id)
-            if conversation is not None and can_read(current, conversation):
-                yield event.notification
+        if not isinstance(event, NotificationAdded):
+            continue
+        conversation = event.conversation or await load(event.notification.conversation_id)
+        if conversation is not None and can_read(current, conversation):
+            yield NotificationAdded(event.notification, event.message, conversation)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxChange:
+    """A conversation of the viewer's inbox as it changed, with the message that changed it
+    (None for a creation)."""
+
+    conversation: Conversation
+    message: Message | None
 
 
 async def readable_inbox_changes(
-    subscriber: Subscriber, viewer: CurrentViewer, load: LoadConversation
-) -> AsyncIterator[Conversation]:
-    """Conversations the viewer may read, as they are created or get a message."""
+    hub: EventHub, subscriber: Subscriber, viewer: CurrentViewer, load: LoadConversation
+) -> AsyncIterator[InboxChange]:
+    """Conversations the viewer may read, as they are created or get a message. The subscriber
+    follows the viewer's favorites (`events.viewer_inbox_topics`): a company added to them
+    brings its conversations' activity from the next event on."""
     while True:
         event = await subscriber.next()
         current = await viewer()  # UNAUTHENTICATED once deleted
-        conversation: Conversation | None = None
+        topics = viewer_inbox_topics(current)
+        if topics != subscriber.topics:
+            hub.retopic(subscriber, topics)
+        change: InboxChange | None = None
         if isinstance(event, ConversationCreated):
-            conversation = event.conversation
+            change = InboxChange(event.conversation, None)
         elif isinstance(event, MessageAdded) and event.message.seq > 1:
             conversation = event.conversation or await load(event.message.conversation_id)
-        if conversation is None or not can_read(current, conversation):
+            if conversation is not None:
+                change = InboxChange(conversation, event.message)
+        if change is None or not can_read(current, change.conversation):
             continue
-        if isinstance(event, MessageAdded) and not can_read_message(
-            current, conversation, event.message
+        if change.message is not None and not can_read_message(
+            current, change.conversation, change.message
         ):
             continue  # a note, for a client: nothing happened
-        yield conversation
+        yield change
 
 
 async def readable_message_updates(
