@@ -110,6 +110,7 @@ class ConversationEvent:
 @strawberry.type
 class Message:
     record: strawberry.Private[models.Message]
+    known_author: strawberry.Private[User | None]
     id: strawberry.ID
     kind: MessageKind = strawberry.field(
         description="MESSAGE, NOTE (internal: practitioners only) or EVENT (a timeline event)."
@@ -127,9 +128,10 @@ class Message:
         "no attachments."
     )
 
-    def __init__(self, record: models.Message) -> None:
+    def __init__(self, record: models.Message, author: User | None = None) -> None:
         # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
         self.record = record
+        self.known_author = author
         self.id = strawberry.ID(record.id)
         self.kind = record.kind
         self.body = record.body
@@ -166,7 +168,15 @@ class Message:
         return Conversation(record=conversation)
 
     @strawberry.field
-    async def author(self, info: Info) -> User:
+    def author(self, info: Info) -> User:
+        # A history page hands its authors over, loaded in one batch: graphql-core then
+        # completes the page without an awaitable per message (issue 16). Alone, a message
+        # loads its author, and graphql-core awaits what this returns.
+        if self.known_author is not None:
+            return self.known_author
+        return self._load_author(info)  # type: ignore[return-value]
+
+    async def _load_author(self, info: Info) -> User:
         (author,) = await _load_users(info, [self.record.author_id], self.record.firm_id)
         return author
 
@@ -370,8 +380,14 @@ class Conversation:
                 before=before,
             )
         )
+        authors = await _load_users(
+            info, sorted({m.author_id for m in page.items}), self.record.firm_id
+        )
+        author_of = {user.record.id: user for user in authors}
         return connection(
-            page, cursor=lambda m: message_cursor(m.seq), node=lambda m: Message(record=m)
+            page,
+            cursor=lambda m: message_cursor(m.seq),
+            node=lambda m: Message(record=m, author=author_of.get(m.author_id)),
         )
 
 
