@@ -59,15 +59,17 @@ from tests.server_process import (
 )
 
 SEND = """
-mutation($input: SendMessageInput!) { sendMessage(input: $input) { id body } }
+mutation($input: SendMessageInput!) { sendMessage(input: $input) { id body createdAt } }
 """
 MESSAGE_ADDED = """
 subscription($conversationId: ID!, $after: String) {
-  messageAdded(conversationId: $conversationId, after: $after) { id body author { name } }
+  messageAdded(conversationId: $conversationId, after: $after) {
+    id body createdAt author { name } }
 }
 """
 NOTIFICATION_ADDED = """
-subscription { notificationAdded { conversation { id } message { id body } readAt } }
+subscription { notificationAdded {
+  conversation { id } message { id body createdAt } readAt } }
 """
 VIEWER = "{ viewer { email } }"
 

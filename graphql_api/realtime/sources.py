@@ -5,9 +5,15 @@ replica set, or the embedded server), every process also watches `messages`, `co
 `users` and publishes what any process wrote, so a subscriber on process B sees a message sent
 through process A; the hub drops the copy of what this process already published. The
 notifications of a message are derived from the message's `recipients` rather than watched: one
-event per message instead of one per recipient. Documents are re-read by id before publishing,
-so subscribers get exactly what is stored. Without change streams (a standalone MongoDB) a
-warning at start says that other processes' events are not seen.
+event per message instead of one per recipient. An inserted document is published from the copy
+its change carries, which is the document as inserted (the embedded server's extended-JSON dates
+are put back), and read by id only when the change carries none; a message's conversation (for
+the inbox and notifications) is the newest state seen on the `conversations` stream when it
+already counts the message, else read. A process thus reads nothing for most of another
+process's messages, where it used to read two documents one after the other (issue 16: at 20
+messages a second, another process's subscribers fell tens of seconds behind). Without change
+streams (a standalone MongoDB) a warning at start says that other processes' events are not
+seen.
 
 The embedded server ignores `maxAwaitTimeMS` and answers every `getMore` at once (about 500 a
 second per stream, a quarter of a core each side), so an empty answer is followed by a pause:
@@ -16,9 +22,9 @@ comes. Busy streams thus see another process's events within about 10 ms, and id
 little. Each poll is not free on the embedded server (it also prunes its event table: about 40 %
 of its time under a 2-worker send load with 2 ms pauses), hence not shorter pauses.
 
-Re-reading costs a query per event and per process, so it is skipped where it is useless: for
-this process's own writes (already published, the hub remembers their keys) and for documents
-whose topics have no subscriber here (a bulk import would otherwise cost a query per document).
+Nothing is published for this process's own writes (already published, the hub remembers their
+keys) nor for documents whose topics have no subscriber here (a bulk import would otherwise cost
+a query per document where a read is needed).
 
 A lifecycle change (SPEC §13) also inserts its timeline event, a message of kind EVENT, and
 that insert is published as `ConversationChanged` (with the conversation re-read) followed by
@@ -54,10 +60,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC
 from typing import Any
 
 import pymongo
+from bson import json_util
 from pymongo.errors import OperationFailure, PyMongoError
 
 from graphql_api.conversations.models import Conversation, Message, MessageKind
@@ -93,6 +102,10 @@ PROBE_TIMEOUT_SECONDS = 5.0
 BUSY_POLL_SECONDS = 0.01
 IDLE_POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 2.0
+KNOWN_CONVERSATIONS = 5_000
+"""Conversations whose newest state seen on the `conversations` stream is kept (see
+`_publish_message`)."""
+_DATES = json_util.JSONOptions(tz_aware=True, tzinfo=UTC)
 
 
 class Publisher:
@@ -189,6 +202,27 @@ def _topics_of(name: str, document: Document | None) -> list[Topic] | None:
     return None
 
 
+def _as_stored(document: object, key: str) -> Document | None:
+    """The document a change carries, as the database stores it; None when it carries none.
+    MongoDB sends it exactly; the embedded server sends its dates as extended JSON
+    (`{"$date": "..."}`) and our string ids as ObjectIds, which are put back."""
+    if not isinstance(document, dict):
+        return None
+    restored = _restore_dates(document)
+    restored["_id"] = key
+    return restored
+
+
+def _restore_dates(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and "$date" in value:
+            return json_util.object_hook(value, _DATES)
+        return {k: _restore_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_dates(v) for v in value]
+    return value
+
+
 async def _no_load(user_id: str) -> None:
     """The loader of a source's cache that nobody reads (a source built without one)."""
     return None
@@ -211,6 +245,8 @@ class ChangeStreamSource:
         # Likewise the company cache, while the companies stream is open.
         self.companies = companies if companies is not None else CompanyCache(_no_load, max_users=0)
         self._tasks: list[asyncio.Task[None]] = []
+        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+        """The newest state of recently changed conversations, from their stream."""
         self.ready = asyncio.Event()
         self._opened: set[str] = set()
         self.on_resync: list[Callable[[str], None]] = []
@@ -310,6 +346,8 @@ class ChangeStreamSource:
             self.users.clear()
         if name == "companies":
             self.companies.clear()
+        if name == "conversations":
+            self._conversations.clear()
         for forget in self.on_resync:
             forget(name)
         for topic in self.hub.topics():
@@ -336,6 +374,9 @@ class ChangeStreamSource:
             if isinstance(document, dict) and "seq" in document:
                 self.hub.publish(_read_state_changed(document))
             return
+        stored = _as_stored(change.get("fullDocument"), key)
+        if name == "conversations" and stored is not None:
+            self._note_conversation(stored)
         if change.get("operationType") != "insert":
             await self._publish_update(name, key, change)
             return
@@ -344,17 +385,54 @@ class ChangeStreamSource:
         topics = _topics_of(name, change.get("fullDocument"))
         if topics is not None and not any(self.hub.has_listeners(t) for t in topics):
             return  # nobody here listens: a bulk import must not cost one query per document
-        # The change's documentKey: `_id` plus the shard key on a sharded cluster.
-        doc = await self.db[name].find_one({**change["documentKey"], "_id": key})
-        if doc is None:
-            return
-        event = to_event(doc)
+        event, doc = self._inserted(stored, to_event)
+        if event is None:
+            # The change's documentKey: `_id` plus the shard key on a sharded cluster.
+            doc = await self.db[name].find_one({**change["documentKey"], "_id": key})
+            if doc is None:
+                return
+            event = to_event(doc)
         if isinstance(event, MessageAdded):
             await self._publish_message(event, doc)
         elif isinstance(event, ConversationCreated):
             await self._publish_conversation(event)
         else:
             self.hub.publish(event)
+
+    @staticmethod
+    def _inserted(stored: Document | None, to_event: _Loader) -> tuple[Event | None, Document]:
+        """The event of an inserted document, from the copy its change carries (the document
+        as inserted: no re-read); None when the change carries no usable copy."""
+        if stored is None:
+            return None, {}
+        try:
+            return to_event(stored), stored
+        except (KeyError, TypeError, ValueError):
+            return None, {}
+
+    def _note_conversation(self, document: Document) -> None:
+        """Keep the newest state of a conversation seen on its stream (every message and
+        change numbers it: a higher `message_count` is newer)."""
+        try:
+            conversation = Conversation.from_doc(document)
+        except (KeyError, TypeError, ValueError):
+            return
+        known = self._conversations.get(conversation.id)
+        if known is None or known.message_count <= conversation.message_count:
+            self._conversations[conversation.id] = conversation
+        self._conversations.move_to_end(conversation.id)
+        if len(self._conversations) > KNOWN_CONVERSATIONS:
+            self._conversations.popitem(last=False)
+
+    async def _conversation_at(self, conversation_id: str, seq: int) -> Conversation | None:
+        """The conversation as stored once message `seq` was numbered: the newest state seen on
+        its stream when it is that recent (the number is taken before the message is stored,
+        but the two streams are read apart), else read."""
+        known = self._conversations.get(conversation_id)
+        if known is not None and known.message_count >= seq:
+            return known
+        doc = await self.db.conversations.find_one({"_id": conversation_id})
+        return None if doc is None else Conversation.from_doc(doc)
 
     async def _publish_update(self, name: str, key: str, change: Document) -> None:
         """An updated message or conversation: published when it is a change readers are shown
@@ -408,12 +486,12 @@ class ChangeStreamSource:
         `recipients`, deterministic ids) instead of being watched, which spares every process
         one change-stream event per recipient of every message."""
         if event.message.seq > 1:
-            # Read once here for every inbox subscriber of this process.
-            conversation = await self.db.conversations.find_one(
-                {"_id": event.message.conversation_id}
+            # Once here for every inbox subscriber of this process.
+            conversation = await self._conversation_at(
+                event.message.conversation_id, event.message.seq
             )
             if conversation is not None:
-                event = MessageAdded(event.message, Conversation.from_doc(conversation))
+                event = MessageAdded(event.message, conversation)
         if event.message.kind is MessageKind.EVENT and event.conversation is not None:
             # A lifecycle change made on another process: its subscribers re-check access with
             # the conversation as changed before they are shown the event (as locally).
