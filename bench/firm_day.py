@@ -24,8 +24,11 @@ are not counted (subscriptions still starting), then `--seconds` measured.
 Expected, for each measured message whose `sendMessage` answered: `messageAdded` at every user
 whose open conversation it is, `notificationAdded` at every participant but the author,
 `inboxUpdated` at every participant (the author's inbox moves too). Each frame is matched to its
-message by the message id it carries; latency is its receipt time minus the moment the
-`sendMessage` answer was read (`time.monotonic()` in this process). A phase ends when all has
+message by the message id it carries; an `inboxUpdated` frame shows its conversation as it is
+when delivered, so one whose last message is m also counts for the conversation's earlier
+messages answered by then (another process may deliver a message's inbox event with a later
+state of the conversation, which a user's inbox rightly shows). Latency is the frame's receipt
+time minus the moment the `sendMessage` answer was read (`time.monotonic()` in this process). A phase ends when all has
 arrived, after `--quiet` seconds without a delivery, or at `--drain-deadline`; what has not
 arrived is lost. Prints every run, then per workers value the median [min to max] over the runs.
 
@@ -435,7 +438,12 @@ async def send_and_collect(
                 if kind == "i":
                     # An inbox row shows its conversation as it is now: a frame whose last
                     # message is i also tells of the earlier ones of the conversation.
-                    shown = [j for j in sent_to.get(sent_in[i][0], ()) if seq_of[j] <= seq_of[i]]
+                    # (Only for a message answered by then: one still being stored is not.)
+                    shown = [
+                        j
+                        for j in sent_to.get(sent_in[i][0], ())
+                        if seq_of[j] <= seq_of[i] and answered_at[j] <= at
+                    ]
                 else:
                     shown = [i]
                 new = [(c.user, kind, j) for j in shown if j >= warmup_count]
