@@ -28,9 +28,10 @@ message by the message id it carries; an `inboxUpdated` frame shows its conversa
 when delivered, so one whose last message is m also counts for the conversation's earlier
 messages answered by then (another process may deliver a message's inbox event with a later
 state of the conversation, which a user's inbox rightly shows). Latency is the frame's receipt
-time minus the moment the `sendMessage` answer was read (`time.monotonic()` in this process). A phase ends when all has
-arrived, after `--quiet` seconds without a delivery, or at `--drain-deadline`; what has not
-arrived is lost. Prints every run, then per workers value the median [min to max] over the runs.
+time minus the moment the `sendMessage` answer was read (`time.monotonic()` in this process). A
+phase ends when all has arrived, after `--quiet` seconds without a delivery, or at
+`--drain-deadline`; what has not arrived is lost. Prints every run, then per workers value the
+median [min to max] over the runs.
 
 One asyncio loop in this process is the load generator (loopback only): it shares the 2 cores
 with the server, and the CPU used meanwhile by the server, nx-27017, this process and the rest of
