@@ -36,10 +36,14 @@ def serve_forever(settings: Settings, reuse_port: bool = False) -> None:
 
     app = init_app(settings)
     app[REUSE_PORT] = reuse_port
-    # Long-lived objects (schema, modules) out of the collector's way, and fewer young-generation
-    # collections: with many subscribers, collections otherwise stall the loop for ~0.5 s.
+    # Long-lived objects (schema, modules) out of the collector's way. With 1,000 subscribers a
+    # process holds about a million tracked objects: Python's defaults run a full collection
+    # (~1.5 s, loop stopped) many times a minute; a young generation of 50,000 stopped the loop
+    # 0.25 s per young collection and 1.4 s per middle one. 5,000 / 10 keep each young and
+    # middle collection near 50 and 100 ms for the same total, and full ones wait for 100
+    # middle ones (docs/benchmarks.md, issue 16).
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(5_000, 10, 100)
     try:
         web.run_app(
             app,
