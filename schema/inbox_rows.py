@@ -5,8 +5,8 @@ A page of 50 conversations shows 50 companies, participant lists, last messages 
 authors) and unread counts. Loaded field by field through the operation's dataloaders, each is
 an awaited resolver: a task, a dataloader look-up and a permission check awaited per
 conversation and field, which was most of the server's work on an inbox page. Read here at once
-(through the same loaders, so the same commands: one for the last messages and one for the read
-marks, issued together; users and companies from the process's caches) and handed to each
+(the same commands as the loaders send: one for the last messages and one for the read marks,
+sent together; users and companies from the process's caches) and handed to each
 `Conversation` as `Preloaded`, they resolve as plain values.
 
 Only the fields the operation selects on the page's nodes are read (fragments included; a field
@@ -68,39 +68,40 @@ async def preload(
     wanted = wanted & set(PRELOADABLE)
     if not wanted or not conversations:
         return [Preloaded() for _ in conversations]
-    loaders = info.context.loaders
+    services = info.context.services
     viewer = info.context.viewer
     audience = audience_of(viewer)
 
-    last_ids = {c.id: c.last_message_id_for(audience) for c in conversations}
-    refs = [(c, m) for c, m in last_ids.items() if m is not None]
-    # Both loads are dispatched in the same turn of the loop: two commands sent together.
+    refs = [
+        (c.id, last_id)
+        for c in conversations
+        if (last_id := c.last_message_id_for(audience)) is not None
+    ]
+    # Both reads are sent together: two commands, as the loaders would send them.
     found_messages, counts = await asyncio.gather(
-        loaders.messages.load_many(refs) if "lastMessage" in wanted else _nothing(),
-        loaders.unread_counts.load_many(list(conversations))
+        services.conversations.messages_by_refs(refs)
+        if "lastMessage" in wanted and refs
+        else _nothing(),
+        services.conversations.unread_counts(viewer, list(conversations))
         if "unreadCount" in wanted
         else _nothing(),
     )
-    messages = {
-        ref[0]: message
-        for ref, message in zip(refs, found_messages, strict=False)
-        if message is not None
-    }
+    messages = {ref[0]: found_messages[ref] for ref in refs if ref in found_messages}
 
-    user_ids: set[str] = set()
+    user_ids: set[str] = {m.author_id for m in messages.values()}
     for c in conversations:
         if "participants" in wanted:
             user_ids.update(c.participant_ids)
         if "createdBy" in wanted:
             user_ids.add(c.created_by)
-    user_ids.update(m.author_id for m in messages.values())
     company_ids = {c.company_id for c in conversations if c.company_id is not None}
+    # From the process's caches: no command on a warm process.
     found_users, found_companies = await asyncio.gather(
-        loaders.users.load_many(sorted(user_ids)),
-        loaders.companies.load_many(sorted(company_ids) if "company" in wanted else []),
+        services.directory.current_users(user_ids),
+        services.directory.current_companies(company_ids if "company" in wanted else ()),
     )
-    users = {user.id: User(record=user) for user in found_users if user is not None}
-    companies = {c.id: Company(record=c) for c in found_companies if c is not None}
+    users = {user_id: User(record=user) for user_id, user in found_users.items()}
+    companies = {company_id: Company(record=c) for company_id, c in found_companies.items()}
 
     def user(user_id: str, firm_id: str) -> User:
         return users.get(user_id) or User(record=former_user(user_id, firm_id))
@@ -112,7 +113,7 @@ async def preload(
         return Message(record=message, author=user(message.author_id, message.firm_id))
 
     rows = []
-    unread = dict(zip([c.id for c in conversations], counts, strict=False))
+    unread = dict(zip([c.id for c in conversations], counts, strict=True)) if counts else {}
     for c in conversations:
         rows.append(
             Preloaded(
@@ -134,5 +135,5 @@ async def preload(
     return rows
 
 
-async def _nothing() -> list:
-    return []
+async def _nothing() -> dict:
+    return {}
