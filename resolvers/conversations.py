@@ -14,6 +14,7 @@ from graphql_api.directory.models import Company as CompanyRecord
 from graphql_api.errors import NotFound
 from graphql_api.pagination import activity_cursor
 from graphql_api.policy import audience_of
+from schema import inbox_rows
 from schema.conversation_inputs import CreateConversationInput, SendMessageInput
 from schema.conversation_types import (
     Conversation,
@@ -71,10 +72,18 @@ async def conversations(
         archived=bool(archived),
     )
     audience = audience_of(viewer)
+    # What the page shows of each conversation, read for all of them at once (issue 16).
+    preloaded = dict(
+        zip(
+            (c.id for c in page.items),
+            await inbox_rows.preload(info, page.items, inbox_rows.node_fields(info)),
+            strict=True,
+        )
+    )
     return connection(
         page,
         cursor=lambda c: activity_cursor(c.activity_ms(audience), c.id),
-        node=lambda c: Conversation(record=c),
+        node=lambda c: Conversation(record=c, preloaded=preloaded[c.id]),
     )
 
 

@@ -8,6 +8,8 @@ fields that reach further (history, last message, unread count) are guarded agai
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from datetime import datetime
 
 import strawberry
@@ -29,7 +31,12 @@ from graphql_api.policy import (
 from schema.directory_types import Company, User
 from schema.enums import ConversationStatus, ConversationType, MessageKind
 from schema.pagination import Connection, connection
-from schema.permissions import ReadConversation, guarded
+from schema.permissions import ReadThisConversation, guarded
+
+
+async def _company(info: Info, company_id: str) -> Company | None:
+    company = await info.context.loaders.companies.load(company_id)
+    return Company(record=company) if company else None
 
 
 async def _load_users(info: Info, ids: list[str], firm_id: str) -> list[User]:
@@ -110,7 +117,6 @@ class ConversationEvent:
 @strawberry.type
 class Message:
     record: strawberry.Private[models.Message]
-    known_author: strawberry.Private[User | None]
     id: strawberry.ID
     kind: MessageKind = strawberry.field(
         description="MESSAGE, NOTE (internal: practitioners only) or EVENT (a timeline event)."
@@ -128,10 +134,14 @@ class Message:
         "no attachments."
     )
 
+    preloaded_author: strawberry.Private[User | None]
+    """The author, when the page read it in bulk (a history page, `schema.inbox_rows`); None:
+    load it."""
+
     def __init__(self, record: models.Message, author: User | None = None) -> None:
         # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
         self.record = record
-        self.known_author = author
+        self.preloaded_author = author
         self.id = strawberry.ID(record.id)
         self.kind = record.kind
         self.body = record.body
@@ -169,11 +179,11 @@ class Message:
 
     @strawberry.field
     def author(self, info: Info) -> User:
-        # A history page hands its authors over, loaded in one batch: graphql-core then
-        # completes the page without an awaitable per message (issue 16). Alone, a message
-        # loads its author, and graphql-core awaits what this returns.
-        if self.known_author is not None:
-            return self.known_author
+        # A page hands its authors over, loaded in one batch: graphql-core then completes the
+        # page without an awaitable per message (issue 16). Alone, a message loads its author,
+        # and graphql-core awaits what this returns.
+        if self.preloaded_author is not None:
+            return self.preloaded_author
         return self._load_author(info)  # type: ignore[return-value]
 
     async def _load_author(self, info: Info) -> User:
@@ -268,9 +278,36 @@ class ReadState:
 MessageConnection = Connection[Message]
 
 
+class NotRead(enum.Enum):
+    NOT_READ = "not read"
+
+
+NOT_READ = NotRead.NOT_READ
+
+
+@dataclass(frozen=True, slots=True)
+class Preloaded:
+    """Fields of one conversation that its page read in bulk (`schema.inbox_rows`);
+    `NOT_READ` for those it did not read, which the field then loads itself."""
+
+    company: Company | NotRead | None = NOT_READ
+    participants: list[User] | NotRead = NOT_READ
+    created_by: User | NotRead = NOT_READ
+    last_message: Message | NotRead | None = NOT_READ
+    unread_count: int | NotRead = NOT_READ
+
+
+NOTHING_PRELOADED = Preloaded()
+
+
 @strawberry.type
 class Conversation:
+    """Its fields that read something else are synchronous: they answer what the page
+    preloaded (`Preloaded`) as a plain value, and otherwise hand graphql-core an awaitable that
+    loads it through the operation's loaders. A field answered as a value costs no task."""
+
     record: strawberry.Private[models.Conversation]
+    preloaded: strawberry.Private[Preloaded]
     id: strawberry.ID
     type: ConversationType
     subject: str
@@ -281,9 +318,12 @@ class Conversation:
         "(COMPANY conversations; decided when participants are designated)."
     )
 
-    def __init__(self, record: models.Conversation) -> None:
+    def __init__(
+        self, record: models.Conversation, preloaded: Preloaded = NOTHING_PRELOADED
+    ) -> None:
         # Plain fields are attributes, read by graphql-core without a resolver call (issue 16).
         self.record = record
+        self.preloaded = preloaded
         self.id = strawberry.ID(record.id)
         self.type = record.type
         self.subject = record.subject
@@ -292,18 +332,27 @@ class Conversation:
         self.client_visible = record.client_visible
 
     @strawberry.field
-    async def company(self, info: Info) -> Company | None:
+    def company(self, info: Info) -> Company | None:
+        if self.preloaded.company is not NOT_READ:
+            return self.preloaded.company
         if self.record.company_id is None:
             return None
-        company = await info.context.loaders.companies.load(self.record.company_id)
-        return Company(record=company) if company else None
+        return _company(info, self.record.company_id)  # type: ignore[return-value]
 
     @strawberry.field
-    async def participants(self, info: Info) -> list[User]:
-        return await _load_users(info, list(self.record.participant_ids), self.record.firm_id)
+    def participants(self, info: Info) -> list[User]:
+        if self.preloaded.participants is not NOT_READ:
+            return self.preloaded.participants
+        ids = list(self.record.participant_ids)
+        return _load_users(info, ids, self.record.firm_id)  # type: ignore[return-value]
 
     @strawberry.field
-    async def created_by(self, info: Info) -> User:
+    def created_by(self, info: Info) -> User:
+        if self.preloaded.created_by is not NOT_READ:
+            return self.preloaded.created_by
+        return self._load_creator(info)  # type: ignore[return-value]
+
+    async def _load_creator(self, info: Info) -> User:
         (creator,) = await _load_users(info, [self.record.created_by], self.record.firm_id)
         return creator
 
@@ -327,8 +376,13 @@ class Conversation:
     def muted(self, info: Info) -> bool:
         return info.context.viewer.id in self.record.muted_by
 
-    @strawberry.field(**guarded(ReadConversation))
-    async def last_message(self, info: Info) -> Message | None:
+    @strawberry.field(**guarded(ReadThisConversation))
+    def last_message(self, info: Info) -> Message | None:
+        if self.preloaded.last_message is not NOT_READ:
+            return self.preloaded.last_message
+        return self._load_last_message(info)  # type: ignore[return-value]
+
+    async def _load_last_message(self, info: Info) -> Message | None:
         last_id = self.record.last_message_id_for(audience_of(info.context.viewer))
         if last_id is None:
             return None
@@ -339,15 +393,17 @@ class Conversation:
 
     @strawberry.field(
         description="Messages after the viewer's read mark that the viewer did not write.",
-        **guarded(ReadConversation),
+        **guarded(ReadThisConversation),
     )
-    async def unread_count(self, info: Info) -> int:
-        return await info.context.loaders.unread_counts.load(self.record)
+    def unread_count(self, info: Info) -> int:
+        if self.preloaded.unread_count is not NOT_READ:
+            return self.preloaded.unread_count
+        return info.context.loaders.unread_counts.load(self.record)  # type: ignore[return-value]
 
     @strawberry.field(
         description="Read receipts of the participants whose receipts the viewer may see "
         "(SPEC §14).",
-        **guarded(ReadConversation),
+        **guarded(ReadThisConversation),
     )
     async def read_states(self, info: Info) -> list[ReadState]:
         context = info.context
@@ -360,7 +416,7 @@ class Conversation:
 
     @strawberry.field(
         description="History, oldest first; without arguments the newest 50 messages.",
-        **guarded(ReadConversation),
+        **guarded(ReadThisConversation),
     )
     async def messages(
         self,

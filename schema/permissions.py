@@ -11,7 +11,8 @@ arguments:
 - SEE_COMPANY: the `companyId` argument names a company the viewer may see.
 - VISIBLE_COMPANIES: a list built by the company-visibility filter.
 - READ_CONVERSATION: the conversation (the parent, or the `id` / `conversationId` argument) is
-  readable; an unreadable one answers NOT_FOUND exactly like a missing one.
+  readable; an unreadable one answers NOT_FOUND exactly like a missing one. On the fields of
+  `Conversation` (the parent) the check needs no query and runs synchronously.
 - READ_MESSAGE: the message the `messageId` argument names is one the viewer may read (its
   conversation readable, and `policy.can_read_message`); NOT_FOUND otherwise. What the viewer
   may then do to it (edit, delete) is the service's check, with the policy's rules.
@@ -152,6 +153,22 @@ class ReadConversation(AccessPermission):
             return can_read(info.context.viewer, record)
         conversation_id = _argument(kwargs, "conversation_id") or kwargs.get("id")
         return await info.context.readable_conversation(conversation_id) is not None
+
+    def on_unauthorized(self) -> None:
+        raise NotFound("conversation not found")
+
+
+class ReadThisConversation(AccessPermission):
+    """READ_CONVERSATION on a field of `Conversation`: the parent is the conversation, already
+    loaded, so the check is the policy's `can_read` alone and needs no await. Synchronous, the
+    guard lets its field resolve without a task of its own (an inbox page has two such fields
+    per conversation)."""
+
+    rule = AccessRule.READ_CONVERSATION
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        record = getattr(source, "record", None)
+        return isinstance(record, models.Conversation) and can_read(info.context.viewer, record)
 
     def on_unauthorized(self) -> None:
         raise NotFound("conversation not found")
