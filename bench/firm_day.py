@@ -439,12 +439,7 @@ async def send_and_collect(
                 if kind == "i":
                     # An inbox row shows its conversation as it is now: a frame whose last
                     # message is i also tells of the earlier ones of the conversation.
-                    # (Only for one answered by then: one still being stored is not shown.)
-                    shown = [
-                        j
-                        for j in sent_to.get(sent_in[i][0], ())
-                        if j == i or (seq_of[j] < seq_of[i] and answered_at[j] <= at)
-                    ]
+                    shown = [j for j in sent_to.get(sent_in[i][0], ()) if seq_of[j] <= seq_of[i]]
                 else:
                     shown = [i]
                 new = [(c.user, kind, j) for j in shown if j >= warmup_count]
