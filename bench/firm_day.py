@@ -26,8 +26,8 @@ whose open conversation it is, `notificationAdded` at every participant but the 
 `inboxUpdated` at every participant (the author's inbox moves too). Each frame is matched to its
 message by the message id it carries; an `inboxUpdated` frame shows its conversation as it is
 when delivered, so one whose last message is m also counts for the conversation's earlier
-messages answered by then (another process may deliver a message's inbox event with a later
-state of the conversation, which a user's inbox rightly shows). Latency is the frame's receipt
+messages (another process may deliver a message's inbox event with a later state of the
+conversation, which a user's inbox rightly shows). Latency is the frame's receipt
 time minus the moment the `sendMessage` answer was read (`time.monotonic()` in this process). A
 phase ends when all has arrived, after `--quiet` seconds without a delivery, or at
 `--drain-deadline`; what has not arrived is lost. Prints every run, then per workers value the
