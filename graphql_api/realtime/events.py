@@ -1,11 +1,11 @@
 """The events that subscriptions listen to, and the topics they are published on.
 
-An event carries the stored document's record, re-read from the database, never the client's
-input. Topics: a conversation's messages (`messageAdded`), a user's notifications
-(`notificationAdded`), rewrites of messages and changes of a conversation or of its read marks
-(`messageUpdated`, `conversationUpdated`, on the conversation's topic) and changes to a user's
-own document (favorites: access is re-checked with them). `Resync` tells a topic's subscribers
-that events were lost.
+An event carries the stored document's record (as this process wrote it, or as another
+process's change carries it, `sources.py`), never the client's input. Topics: a conversation's
+messages (`messageAdded`), a user's notifications (`notificationAdded`), rewrites of messages
+and changes of a conversation or of its read marks (`messageUpdated`, `conversationUpdated`, on
+the conversation's topic) and changes to a user's own document (favorites: access is re-checked
+with them). `Resync` tells a topic's subscribers that events were lost.
 
 Inbox activity (`inboxUpdated`) goes to the conversation's possible readers only, never to a
 whole firm: the inbox topic of each participant, and, when the policy lets favorites holders
