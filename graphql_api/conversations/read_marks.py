@@ -44,20 +44,12 @@ async def marks_of_participants(
     db: Db, participants: Iterable[tuple[str, Iterable[str]]]
 ) -> dict[str, dict[str, ReadMark]]:
     """The marks of the given (conversation id, participant ids), per conversation and user, in
-    one query (by `_id`, with the users for the shard key)."""
-    wanted = [(c, u) for c, users in participants for u in users]
+    one query (`marks_by_pair`)."""
+    docs = await marks_by_pair(db, ((u, c) for c, users in participants for u in users))
     found: dict[str, dict[str, ReadMark]] = {}
-    if not wanted:
-        return found
-    query = {
-        "_id": {"$in": [read_mark_id(u, c) for c, u in wanted]},
-        "user_id": {"$in": sorted({u for _, u in wanted})},
-    }
-    async for doc in db.read_marks.find(query):
-        mark = ReadMark(
-            doc["user_id"], doc["conversation_id"], int(doc["seq"]), _int(doc.get("read_ms"))
-        )
-        found.setdefault(mark.conversation_id, {})[mark.user_id] = mark
+    for (user_id, conversation_id), doc in docs.items():
+        mark = ReadMark(user_id, conversation_id, int(doc["seq"]), _int(doc.get("read_ms")))
+        found.setdefault(conversation_id, {})[user_id] = mark
     return found
 
 
@@ -73,11 +65,20 @@ async def marks_by_pair(
         "_id": {"$in": [read_mark_id(u, c) for u, c in wanted]},
         "user_id": {"$in": sorted({u for u, _ in wanted})},
     }
-    projection = {"user_id": 1, "conversation_id": 1, "seq": 1, "staff_n": 1, "client_n": 1}
     return {
         (doc["user_id"], doc["conversation_id"]): doc
-        async for doc in db.read_marks.find(query, projection)
+        async for doc in db.read_marks.find(query, _MARK_FIELDS)
     }
+
+
+_MARK_FIELDS = {
+    "user_id": 1,
+    "conversation_id": 1,
+    "seq": 1,
+    "staff_n": 1,
+    "client_n": 1,
+    "read_ms": 1,
+}
 
 
 def _int(value: object) -> int | None:
